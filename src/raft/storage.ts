@@ -1,0 +1,147 @@
+// LogStorage is the persisted part of the Raft log as the core sees it: synchronous reads of what has been
+// durably written. Writes are the driver's job (persist a Ready, then advance); implementations expose them
+// through their own methods. MemoryLogStorage is the in-memory implementation used by the simulator and tests;
+// the LevelDB one lives in io/.
+import { assert, assertIndex } from '../util/assert.js';
+import type { ConfState, Entry, HardState, Index, Snapshot, Term } from './types.js';
+import { emptyHardState, emptySnapshot, entryBytes } from './types.js';
+
+export class LogCompactedError extends Error {
+  override readonly name = 'LogCompactedError';
+}
+export class LogUnavailableError extends Error {
+  override readonly name = 'LogUnavailableError';
+}
+
+export interface InitialState {
+  readonly hardState: HardState;
+  /** Membership as of the latest snapshot (index `snapshot().metadata.index`). */
+  readonly confState: ConfState;
+}
+
+export interface LogStorage {
+  initialState(): InitialState;
+  /** Entries with index in [lo, hi), at least one if any exist, stopping before `maxBytes` is exceeded. */
+  entries(lo: Index, hi: Index, maxBytes: number): Entry[];
+  /** Term of the entry at `index`; the snapshot's term at its index. Throws LogCompactedError/LogUnavailableError. */
+  term(index: Index): Term;
+  /** Index of the first entry still held (snapshot index + 1). */
+  firstIndex(): Index;
+  lastIndex(): Index;
+  /** The most recent snapshot (emptySnapshot if none). */
+  snapshot(): Snapshot;
+}
+
+/** The write side shared by every LogStorage implementation, driven by the node loop after each Ready. */
+export interface WritableLogStorage extends LogStorage {
+  /** Appends entries, truncating any conflicting suffix first (entries[0].index may be <= lastIndex()). */
+  append(entries: readonly Entry[]): void;
+  setHardState(hardState: HardState): void;
+  /** Replaces the whole log by a snapshot received from the leader. */
+  applySnapshot(snapshot: Snapshot): void;
+  /** Records a snapshot the local state machine made at `index` (<= the last applied index). */
+  createSnapshot(index: Index, conf: ConfState, data: Uint8Array): Snapshot;
+  /** Discards entries up to and including `index` (which must be covered by the snapshot); only its term is kept. */
+  compact(index: Index): void;
+}
+
+export class MemoryLogStorage implements WritableLogStorage {
+  private hardState: HardState = emptyHardState;
+  private snap: Snapshot = emptySnapshot;
+  /** entries[0] is a dummy at the snapshot/compaction point, holding its index and term. */
+  private log: Entry[] = [{ type: 'normal', term: 0, index: 0, data: new Uint8Array(0) }];
+
+  initialState(): InitialState {
+    return { hardState: this.hardState, confState: this.snap.metadata.conf };
+  }
+
+  private offset(): Index {
+    return this.log[0]!.index;
+  }
+
+  firstIndex(): Index {
+    return this.offset() + 1;
+  }
+
+  lastIndex(): Index {
+    return this.offset() + this.log.length - 1;
+  }
+
+  term(index: Index): Term {
+    const offset = this.offset();
+    if (index < offset) throw new LogCompactedError(`index ${index} compacted (first ${offset + 1})`);
+    if (index > this.lastIndex()) throw new LogUnavailableError(`index ${index} beyond last ${this.lastIndex()}`);
+    return this.log[index - offset]!.term;
+  }
+
+  entries(lo: Index, hi: Index, maxBytes: number): Entry[] {
+    const offset = this.offset();
+    if (lo <= offset) throw new LogCompactedError(`index ${lo} compacted (first ${offset + 1})`);
+    assert(hi <= this.lastIndex() + 1, `entries(${lo}, ${hi}) beyond last ${this.lastIndex()}`);
+    const out: Entry[] = [];
+    let bytes = 0;
+    for (let i = lo; i < hi; i++) {
+      const entry = this.log[i - offset]!;
+      bytes += entryBytes(entry);
+      if (out.length > 0 && bytes > maxBytes) break;
+      out.push(entry);
+    }
+    return out;
+  }
+
+  snapshot(): Snapshot {
+    return this.snap;
+  }
+
+  append(entries: readonly Entry[]): void {
+    const first = entries[0];
+    if (first === undefined) return;
+    const offset = this.offset();
+    for (let i = 1; i < entries.length; i++) {
+      assert(entries[i]!.index === first.index + i, 'appended entries must be contiguous');
+    }
+    // Entries below the compaction point are already covered by the snapshot.
+    const kept = entries.filter((entry) => entry.index > offset);
+    const head = kept[0];
+    if (head === undefined) return;
+    assert(head.index <= this.lastIndex() + 1, `gap: appending ${head.index} after ${this.lastIndex()}`);
+    this.log.length = head.index - offset;
+    this.log.push(...kept);
+  }
+
+  setHardState(hardState: HardState): void {
+    assertIndex(hardState.term, 'term');
+    assertIndex(hardState.commit, 'commit');
+    this.hardState = hardState;
+  }
+
+  applySnapshot(snapshot: Snapshot): void {
+    assert(snapshot.metadata.index >= this.snap.metadata.index, 'snapshot older than the current one');
+    this.snap = snapshot;
+    this.log = [{ type: 'normal', term: snapshot.metadata.term, index: snapshot.metadata.index, data: new Uint8Array(0) }];
+  }
+
+  createSnapshot(index: Index, conf: ConfState, data: Uint8Array): Snapshot {
+    assert(index > this.snap.metadata.index, `snapshot at ${index} is not newer than ${this.snap.metadata.index}`);
+    assert(index <= this.lastIndex(), `snapshot at ${index} beyond last ${this.lastIndex()}`);
+    this.snap = { metadata: { index, term: this.term(index), conf }, data };
+    return this.snap;
+  }
+
+  compact(index: Index): void {
+    const offset = this.offset();
+    if (index <= offset) return;
+    assert(index <= this.snap.metadata.index, `compact(${index}) beyond the snapshot at ${this.snap.metadata.index}`);
+    assert(index <= this.lastIndex(), `compact(${index}) beyond last ${this.lastIndex()}`);
+    this.log = this.log.slice(index - offset);
+  }
+
+  /** Test helper for the simulator's crash model: a deep-enough copy that later writes do not alias. */
+  clone(): MemoryLogStorage {
+    const copy = new MemoryLogStorage();
+    copy.hardState = this.hardState;
+    copy.snap = this.snap;
+    copy.log = this.log.slice();
+    return copy;
+  }
+}
