@@ -26,6 +26,11 @@ export class Inflights {
     if (n > 0) this.buffer.splice(0, n);
   }
 
+  /** Frees the oldest slot (its append is presumed lost), so one more append may go out. */
+  freeFirst(): void {
+    this.buffer.shift();
+  }
+
   reset(): void {
     this.buffer.length = 0;
   }

@@ -223,7 +223,8 @@ export class RaftNode {
 
   hasReady(): boolean {
     if (this.outstanding !== null) return false;
-    if (this.role === 'leader' && (this.needsBroadcast || this.readOnly.size() > 0)) return true;
+    // Reads already covered by a sent heartbeat round wait for acks, not for a Ready: only unsent ones count.
+    if (this.role === 'leader' && (this.needsBroadcast || this.readOnly.hasUnsentReads())) return true;
     return (
       this.messages.length > 0 ||
       this.log.unstable.entries.length > 0 ||
@@ -421,7 +422,8 @@ export class RaftNode {
     }
     if (this.heartbeatElapsed >= this.config.heartbeatTicks) {
       this.heartbeatElapsed = 0;
-      this.broadcastHeartbeat('');
+      // Carry the latest pending read round, so reads whose round (or its acks) was lost are still confirmed.
+      this.broadcastHeartbeat(this.readOnly.lastRound());
     }
   }
 

@@ -27,6 +27,11 @@ export class ReadOnlyQueue {
     return this.queue.length;
   }
 
+  /** Whether some read waits for a heartbeat round to be opened (and sent with the next Ready). */
+  hasUnsentReads(): boolean {
+    return this.queue.some((read) => read.round === '');
+  }
+
   /** Opens a heartbeat round for the reads not yet covered by one; returns its tag, or null if none is needed. */
   openRound(term: number, self: NodeId): string | null {
     const unsent = this.queue.filter((read) => read.round === '');
@@ -35,6 +40,18 @@ export class ReadOnlyQueue {
     for (const read of unsent) read.round = round;
     this.acks.set(round, new Set([self]));
     return round;
+  }
+
+  /**
+   * The latest round already sent whose reads still wait ('' if none). Re-sending it with a later heartbeat is
+   * safe: an ack of a later heartbeat proves leadership after every read of the round was recorded.
+   */
+  lastRound(): string {
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      const round = this.queue[i]!.round;
+      if (round !== '') return round;
+    }
+    return '';
   }
 
   /** Records an ack of `round` by `from`; returns the number of distinct acknowledgers, or 0 if unknown. */

@@ -38,7 +38,9 @@ export function stepFollower(r: RaftNode, m: PeerMessage): void {
     case 'heartbeat':
       r.electionElapsed = 0;
       r.leader = m.from;
-      r.log.commitTo(m.commit);
+      // The leader sends min(matchIndex, commit); a follower that lost its log (a wiped data dir rejoining with
+      // the same id) holds less than the leader believes: never commit beyond what we hold.
+      r.log.commitTo(Math.min(m.commit, r.log.lastIndex()));
       r.send({ type: 'heartbeatResp', from: r.id, to: m.from, term: r.term, context: m.context });
       return;
     case 'snapshot':

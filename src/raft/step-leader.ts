@@ -19,7 +19,12 @@ export function stepLeader(r: RaftNode, m: PeerMessage): void {
       const pr = r.progress.get(m.from);
       if (pr === undefined) return;
       pr.recentActive = true;
-      if (pr.matchIndex < r.log.lastIndex()) r.sendAppend(m.from, false);
+      // The follower is alive but behind, and the appends that should catch it up may have been lost (a probe,
+      // the tail of a window, or a whole full window): each heartbeat ack lets one more append through. It may
+      // be empty: it still checks prevLogIndex, and a rejection sends the leader back to probing.
+      pr.probeSent = false;
+      if (pr.state === 'replicate' && pr.inflights.isFull()) pr.inflights.freeFirst();
+      if (pr.matchIndex < r.log.lastIndex()) r.sendAppend(m.from, true);
       if (m.context !== '') {
         const acks = r.readOnly.recordAck(m.context, m.from, (id) => r.conf.voters.includes(id));
         if (acks >= majority(r.conf.voters.length)) r.releaseReads(m.context);

@@ -45,6 +45,21 @@ export interface WritableLogStorage extends LogStorage {
   compact(index: Index): void;
 }
 
+/** What one Ready asks to be persisted, written as one batch: snapshot first, then entries, then hard state. */
+export interface LogWrite {
+  readonly hardState: HardState | null;
+  readonly entries: readonly Entry[];
+  readonly snapshot: Snapshot | null;
+}
+
+/** A LogStorage whose writes are asynchronous and durable (the LevelDB one in io/), as the driver uses it. */
+export interface DurableLogStorage extends LogStorage {
+  save(write: LogWrite, sync: boolean): Promise<void>;
+  createSnapshot(index: Index, conf: ConfState, data: Uint8Array): Promise<Snapshot>;
+  compact(index: Index): Promise<void>;
+  close(): Promise<void>;
+}
+
 export class MemoryLogStorage implements WritableLogStorage {
   private hardState: HardState = emptyHardState;
   private snap: Snapshot = emptySnapshot;

@@ -15,6 +15,7 @@ export const errorCatalog = {
   TOO_LARGE: { status: 413, summary: 'body, key or value over its limit' },
   UNAVAILABLE: { status: 503, summary: 'no leader, no quorum, queue full or shutting down; the write was NOT applied' },
   TIMEOUT: { status: 504, summary: 'the proposal timed out after it was appended; the write MAY have been applied' },
+  INTERNAL: { status: 500, summary: 'an unexpected server fault (a bug): never caused by the request itself' },
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalog;

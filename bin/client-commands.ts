@@ -1,0 +1,93 @@
+// Client commands of the CLI: they talk to --endpoints (default: the client addresses of ./cluster.config.json)
+// and print human text, or JSON with --json.
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { NodeStatus } from '../src/api/index.js';
+import { HttpClient } from '../src/client.js';
+import { loadClusterConfig } from '../src/config.js';
+import { isKeelError } from '../src/util/errors.js';
+
+export interface GlobalOptions {
+  endpoints?: string;
+  json?: boolean;
+  config?: string;
+}
+
+export function endpointsOf(options: GlobalOptions): string[] {
+  if (options.endpoints !== undefined) return options.endpoints.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  const file = options.config ?? 'cluster.config.json';
+  if (!existsSync(file)) throw new Error(`no --endpoints given and no ${file} here`);
+  return loadClusterConfig(file).nodes.map((n) => n.client);
+}
+
+export function withClient<A extends unknown[]>(
+  action: (client: HttpClient, options: GlobalOptions, ...args: A) => Promise<void>,
+): (...args: [...A, GlobalOptions, Command]) => Promise<void> {
+  return async (...all) => {
+    const command = all[all.length - 1] as Command;
+    const options = command.optsWithGlobals<GlobalOptions>();
+    const args = all.slice(0, -2) as A;
+    const client = new HttpClient({ endpoints: endpointsOf(options) });
+    try {
+      await action(client, options, ...args);
+    } catch (err) {
+      if (isKeelError(err)) {
+        process.stderr.write(options.json === true ? `${JSON.stringify({ error: { code: err.code, message: err.message, ...err.details } })}\n` : `keel: ${err.code}: ${err.message}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      throw err;
+    } finally {
+      await client.close();
+    }
+  };
+}
+
+export function print(options: GlobalOptions, json: unknown, human: string): void {
+  process.stdout.write(options.json === true ? `${JSON.stringify(json, null, 2)}\n` : `${human}\n`);
+}
+
+export function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+async function statusCommand(client: HttpClient, options: GlobalOptions): Promise<void> {
+  const results = await Promise.all(
+    client.endpoints.map(async (endpoint) => {
+      try {
+        return { endpoint, status: (await client.once<NodeStatus>(endpoint, 'GET', '/v1/status')).body };
+      } catch (err) {
+        return { endpoint, error: isKeelError(err) ? err.message : String(err) };
+      }
+    }),
+  );
+  const statuses = results.flatMap((r) => ('status' in r && r.status !== undefined ? [r.status] : []));
+  const leader = statuses.find((s) => s.role === 'leader');
+  const view = leader ?? statuses[0];
+  if (options.json === true) {
+    print(options, { leader: leader?.id ?? null, nodes: results }, '');
+    return;
+  }
+  const rows: string[][] = [['ID', 'ENDPOINT', 'ROLE', 'TERM', 'COMMIT', 'APPLIED', 'REVISION', 'LAG', 'REACHABLE']];
+  for (const result of results) {
+    const s = 'status' in result ? result.status : undefined;
+    const member = view?.members.find((m) => m.id === s?.id);
+    rows.push([
+      s?.id ?? '?', result.endpoint, s?.role ?? 'down', s === undefined ? '-' : String(s.term),
+      s === undefined ? '-' : String(s.commitIndex), s === undefined ? '-' : String(s.appliedIndex),
+      s === undefined ? '-' : String(s.revision), member?.lag === null || member?.lag === undefined ? '-' : String(member.lag),
+      s === undefined ? `no (${'error' in result ? result.error : ''})` : 'yes',
+    ]);
+  }
+  const header = view === undefined ? 'no node reachable' : `cluster "${view.cluster}", leader: ${leader?.id ?? view.leader ?? 'none'}`;
+  print(options, null, `${header}\n${table(rows)}`);
+  if (statuses.length === 0) process.exitCode = 1;
+}
+
+export function registerClientCommands(program: Command): void {
+  program
+    .option('--endpoints <list>', 'comma-separated host:port client addresses (default: from ./cluster.config.json)')
+    .option('--json', 'print JSON instead of text');
+  program.command('status').description('print the cluster at a glance').action(withClient(statusCommand));
+}

@@ -1,0 +1,7 @@
+// The public surface of the HTTP API layer.
+export { buildApi } from './app.js';
+export type { ApiDeps } from './app.js';
+export { NodeMetrics } from './metrics.js';
+export type { MetricsReadings, MetricsSource } from './metrics.js';
+export type { ClusterView, MemberStatus, NodeStatus } from './routes/cluster.js';
+export { errorBody, toKeelError } from './error-handler.js';

@@ -1,0 +1,116 @@
+// One small HTTP client, shared by the CLI, tests and benchmarks. It talks to a list of endpoints and fails over
+// to the next one when a node cannot be reached or answers 503 (no leader yet, shutting down). Errors carry the
+// server's stable `code`; callers branch on it, never on message text.
+import { Agent, request } from 'undici';
+import { KeelError, isKeelError, type ErrorCode } from './util/errors.js';
+import { errorCatalog } from './util/errors.js';
+
+export interface ClientOptions {
+  /** host:port or http://host:port, tried in order. */
+  readonly endpoints: readonly string[];
+  readonly timeoutMs?: number;
+  /** How long to keep retrying on unreachable endpoints / 503 before giving up. */
+  readonly retryMs?: number;
+  readonly token?: string;
+}
+
+export interface RawResponse<T> {
+  readonly status: number;
+  readonly body: T;
+  readonly revision: number | null;
+  readonly endpoint: string;
+}
+
+export class HttpClient {
+  readonly endpoints: readonly string[];
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+  private readonly retryMs: number;
+  private readonly token: string | undefined;
+  private preferred = 0;
+
+  constructor(options: ClientOptions) {
+    if (options.endpoints.length === 0) throw new KeelError('INVALID_ARGUMENT', 'no endpoints given');
+    this.endpoints = options.endpoints.map((e) => (e.startsWith('http') ? e.replace(/\/$/, '') : `http://${e}`));
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.retryMs = options.retryMs ?? 5_000;
+    this.token = options.token;
+    this.agent = new Agent({ connections: 64, pipelining: 1, keepAliveTimeout: 10_000, connectTimeout: 2_000 });
+  }
+
+  /** Sends one request, failing over between endpoints; throws KeelError for any non-2xx answer. */
+  async call<T>(method: string, path: string, body?: unknown): Promise<RawResponse<T>> {
+    const deadline = Date.now() + this.retryMs;
+    let lastError: unknown = null;
+    for (let attempt = 0; ; attempt++) {
+      const index = (this.preferred + attempt) % this.endpoints.length;
+      const endpoint = this.endpoints[index]!;
+      try {
+        const response = await this.once<T>(endpoint, method, path, body);
+        this.preferred = index;
+        return response;
+      } catch (err) {
+        lastError = err;
+        const retriable = !isKeelError(err) || (err.code === 'UNAVAILABLE' && err.details.transport === true);
+        const unavailable = isKeelError(err, 'UNAVAILABLE');
+        if (!(retriable || unavailable) || Date.now() >= deadline) throw err;
+        if ((attempt + 1) % this.endpoints.length === 0) await sleep(100);
+      }
+    }
+    throw lastError;
+  }
+
+  async once<T>(endpoint: string, method: string, path: string, body?: unknown): Promise<RawResponse<T>> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+    let response;
+    try {
+      response = await request(`${endpoint}${path}`, {
+        method: method as 'GET',
+        headers,
+        body: body === undefined ? null : JSON.stringify(body),
+        dispatcher: this.agent,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: this.timeoutMs,
+      });
+    } catch (err) {
+      throw new KeelError('UNAVAILABLE', `cannot reach ${endpoint}: ${(err as Error).message}`, { transport: true }, { cause: err });
+    }
+    const text = await response.body.text();
+    const parsed = parseJson(text);
+    const revisionHeader = response.headers['x-keel-revision'];
+    const revision = typeof revisionHeader === 'string' ? Number(revisionHeader) : null;
+    if (response.statusCode >= 200 && response.statusCode < 300) {
+      return { status: response.statusCode, body: parsed as T, revision, endpoint };
+    }
+    throw errorFromBody(response.statusCode, parsed, text);
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+}
+
+function parseJson(text: string): unknown {
+  if (text === '') return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+function errorFromBody(status: number, parsed: unknown, text: string): KeelError {
+  const error = (parsed as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  const code = typeof error?.code === 'string' && error.code in errorCatalog ? (error.code as ErrorCode) : null;
+  if (code !== null) {
+    const { code: _code, message, ...details } = error as Record<string, unknown>;
+    return new KeelError(code, typeof message === 'string' ? message : code, details);
+  }
+  return new KeelError(status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT', `HTTP ${status}: ${text.slice(0, 200)}`);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

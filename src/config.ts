@@ -1,0 +1,159 @@
+// cluster.config.json: load, validate, fill in defaults. A bad file is reported as one line naming the field
+// (ConfigError), and the CLI exits with code 2.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+export interface NodeConfig {
+  readonly id: string;
+  /** host:port of the Raft peer listener. */
+  readonly peer: string;
+  /** host:port of the HTTP API. */
+  readonly client: string;
+  /** Absolute (resolved against the config file's folder). */
+  readonly dataDir: string;
+}
+
+export interface RaftTimings {
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+  readonly snapshotEntries: number;
+  readonly snapshotKeepEntries: number;
+  readonly proposalTimeoutMs: number;
+  readonly readTimeoutMs: number;
+}
+
+export interface ClusterConfig {
+  readonly cluster: string;
+  readonly nodes: readonly NodeConfig[];
+  readonly raft: RaftTimings;
+  readonly log: { readonly level: string };
+  /** The file it was read from (absolute), if any. */
+  readonly file: string | null;
+}
+
+export const defaultRaftTimings: RaftTimings = {
+  tickMs: 100,
+  electionTicks: 10,
+  heartbeatTicks: 1,
+  snapshotEntries: 10_000,
+  snapshotKeepEntries: 1_000,
+  proposalTimeoutMs: 5_000,
+  readTimeoutMs: 5_000,
+};
+
+const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
+
+export function loadClusterConfig(file: string): ClusterConfig {
+  const absolute = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(absolute, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`${file}: not valid JSON (${(err as Error).message})`);
+  }
+  return parseClusterConfig(raw, absolute);
+}
+
+export function parseClusterConfig(raw: unknown, file: string | null): ClusterConfig {
+  const where = file ?? 'config';
+  const root = object(raw, where, '(root)');
+  allowOnly(root, ['cluster', 'nodes', 'raft', 'log', 'limits', 'auth', 'tls'], where, '');
+  const cluster = root.cluster === undefined ? 'keel' : text(root.cluster, where, 'cluster', /^[A-Za-z0-9._-]{1,64}$/);
+  if (!Array.isArray(root.nodes) || root.nodes.length === 0) {
+    throw new ConfigError(`${where}: field "nodes" must be a non-empty array`);
+  }
+  const baseDir = file === null ? process.cwd() : path.dirname(file);
+  const nodes = root.nodes.map((value, i) => parseNode(value, `nodes[${i}]`, where, baseDir));
+  for (const field of ['id', 'peer', 'client', 'dataDir'] as const) {
+    const seen = new Set<string>();
+    nodes.forEach((node, i) => {
+      if (seen.has(node[field])) throw new ConfigError(`${where}: field "nodes[${i}].${field}" duplicates another node's`);
+      seen.add(node[field]);
+    });
+  }
+  const raft = parseRaft(root.raft, where);
+  const log = root.log === undefined ? { level: 'info' } : parseLog(root.log, where);
+  return { cluster, nodes, raft, log, file };
+}
+
+function parseNode(value: unknown, at: string, where: string, baseDir: string): NodeConfig {
+  const node = object(value, where, at);
+  allowOnly(node, ['id', 'peer', 'client', 'dataDir'], where, `${at}.`);
+  return {
+    id: text(node.id, where, `${at}.id`, /^[A-Za-z0-9._-]{1,64}$/),
+    peer: hostPort(node.peer, where, `${at}.peer`),
+    client: hostPort(node.client, where, `${at}.client`),
+    dataDir: path.resolve(baseDir, text(node.dataDir, where, `${at}.dataDir`, /^.+$/)),
+  };
+}
+
+function parseRaft(value: unknown, where: string): RaftTimings {
+  if (value === undefined) return defaultRaftTimings;
+  const raft = object(value, where, 'raft');
+  allowOnly(raft, Object.keys(defaultRaftTimings), where, 'raft.');
+  const out: Record<string, number> = { ...defaultRaftTimings };
+  for (const [key, v] of Object.entries(raft)) {
+    if (!Number.isSafeInteger(v) || (v as number) < (key === 'snapshotKeepEntries' ? 0 : 1)) {
+      throw new ConfigError(`${where}: field "raft.${key}" must be a positive integer`);
+    }
+    out[key] = v as number;
+  }
+  const timings = out as unknown as RaftTimings;
+  if (timings.electionTicks <= timings.heartbeatTicks) {
+    throw new ConfigError(`${where}: field "raft.electionTicks" must exceed raft.heartbeatTicks`);
+  }
+  return timings;
+}
+
+function parseLog(value: unknown, where: string): { level: string } {
+  const log = object(value, where, 'log');
+  allowOnly(log, ['level'], where, 'log.');
+  if (log.level === undefined) return { level: 'info' };
+  if (typeof log.level !== 'string' || !logLevels.includes(log.level)) {
+    throw new ConfigError(`${where}: field "log.level" must be one of ${logLevels.join(', ')}`);
+  }
+  return { level: log.level };
+}
+
+function object(value: unknown, where: string, at: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(`${where}: field "${at}" must be an object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+function allowOnly(value: Record<string, unknown>, keys: readonly string[], where: string, prefix: string): void {
+  for (const key of Object.keys(value)) {
+    if (!keys.includes(key)) throw new ConfigError(`${where}: unknown field "${prefix}${key}"`);
+  }
+}
+
+function text(value: unknown, where: string, at: string, pattern: RegExp): string {
+  if (typeof value !== 'string' || !pattern.test(value)) {
+    throw new ConfigError(`${where}: field "${at}" must be a string matching ${pattern}`);
+  }
+  return value;
+}
+
+function hostPort(value: unknown, where: string, at: string): string {
+  const s = text(value, where, at, /^.+:\d+$/);
+  const port = Number(s.slice(s.lastIndexOf(':') + 1));
+  if (port > 65535) throw new ConfigError(`${where}: field "${at}" has a port above 65535`);
+  return s;
+}
+
+export function splitHostPort(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(':');
+  return { host: address.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(address.slice(at + 1)) };
+}

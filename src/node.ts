@@ -1,0 +1,219 @@
+// createNode(config, nodeId, deps): the one place where everything is wired — the durable Raft log, the core,
+// the peer transport, the state machine, the driver, metrics and the HTTP API. bin/keel.ts calls listen.
+import { randomInt } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from './api/index.js';
+import { NodeMetrics } from './api/index.js';
+import type { MemberStatus, NodeStatus } from './api/index.js';
+import type { ClusterConfig, NodeConfig } from './config.js';
+import { splitHostPort } from './config.js';
+import { bootstrapEntry, raftConfig, RaftNode } from './raft/index.js';
+import { LevelLogStorage, RaftDriver, TcpTransport } from './raft/io/index.js';
+import { KvStore } from './store/index.js';
+import type { Clock } from './util/clock.js';
+import type { Logger } from './util/logger.js';
+import { SeededPrng } from './util/prng.js';
+import { directorySize } from './util/fs.js';
+
+export const version = '0.1.0';
+
+export interface NodeDeps {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** The node hit an unrecoverable fault (failed assertion, storage error): the process should exit. */
+  readonly onFatal: (err: unknown) => void;
+}
+
+export interface KeelNode {
+  readonly id: string;
+  readonly config: NodeConfig;
+  readonly api: FastifyInstance;
+  readonly driver: RaftDriver;
+  readonly store: KvStore;
+  status(): Promise<NodeStatus>;
+  /** Graceful: stop accepting, hand over leadership, finish in-flight work, close the databases. */
+  close(): Promise<void>;
+}
+
+export async function createNode(cluster: ClusterConfig, nodeId: string, deps: NodeDeps): Promise<KeelNode> {
+  const config = cluster.nodes.find((n) => n.id === nodeId);
+  if (config === undefined) throw new Error(`node "${nodeId}" is not in the config`);
+  const logger = deps.logger.child({ node: nodeId });
+  const { storage, store } = await openDurableState(cluster, config, logger);
+  const raft = new RaftNode(
+    raftConfig({
+      id: nodeId,
+      storage,
+      prng: new SeededPrng(randomInt(2 ** 31)),
+      logger: logger.child({ component: 'raft' }),
+      applied: store.appliedIndex(),
+      electionTicks: cluster.raft.electionTicks,
+      heartbeatTicks: cluster.raft.heartbeatTicks,
+    }),
+  );
+  const peers = new Map(cluster.nodes.filter((n) => n.id !== nodeId).map((n) => [n.id, n.peer]));
+  const transport = new TcpTransport({
+    id: nodeId,
+    cluster: cluster.cluster,
+    listen: config.peer,
+    peers,
+    logger: logger.child({ component: 'transport' }),
+  });
+  const driver = new RaftDriver({
+    node: raft,
+    storage,
+    transport,
+    stateMachine: store,
+    clock: deps.clock,
+    logger: logger.child({ component: 'driver' }),
+    tickMs: cluster.raft.tickMs,
+    snapshotEntries: cluster.raft.snapshotEntries,
+    snapshotKeepEntries: cluster.raft.snapshotKeepEntries,
+    proposalTimeoutMs: cluster.raft.proposalTimeoutMs,
+    readTimeoutMs: cluster.raft.readTimeoutMs,
+    onFatal: deps.onFatal,
+  });
+  const startedAtMs = deps.clock.nowMs();
+  let dbSizeBytes = 0;
+  const status = async (): Promise<NodeStatus> => {
+    dbSizeBytes = await directorySize(config.dataDir);
+    return nodeStatus(cluster, nodeId, driver, store, transport, dbSizeBytes, deps.clock.nowMs() - startedAtMs);
+  };
+  const metrics = nodeMetrics(cluster, nodeId, driver, store, () => dbSizeBytes);
+  const api = await buildApi({
+    logger: logger.child({ component: 'api' }),
+    metrics,
+    cluster: {
+      status,
+      isHealthy: () => {
+        const s = driver.status();
+        return s.leader !== null && s.appliedIndex >= s.commitIndex;
+      },
+      revision: () => store.revision(),
+    },
+  });
+
+  await transport.start();
+  driver.start();
+
+  let closing: Promise<void> | null = null;
+  const close = async (): Promise<void> => {
+    closing ??= (async () => {
+      await api.close();
+      await driver.close();
+      await transport.close();
+      await storage.close();
+      await store.close();
+    })();
+    return closing;
+  };
+  return { id: nodeId, config, api, driver, store, status, close };
+}
+
+/** Opens the Raft log and the store, bootstrapping a founding member on first start. */
+async function openDurableState(
+  cluster: ClusterConfig,
+  config: NodeConfig,
+  logger: Logger,
+): Promise<{ storage: LevelLogStorage; store: KvStore }> {
+  await mkdir(config.dataDir, { recursive: true });
+  const storage = await LevelLogStorage.open(path.join(config.dataDir, 'raft'));
+  if (storage.lastIndex() === 0 && storage.initialState().hardState.term === 0) {
+    const voters = cluster.nodes.map((n) => n.id);
+    const { entry, hardState } = bootstrapEntry(voters);
+    await storage.save({ hardState, entries: [entry], snapshot: null }, true);
+    logger.info({ voters }, 'bootstrapped a new cluster member');
+  }
+  const store = await KvStore.open(path.join(config.dataDir, 'store'));
+  const snapshot = storage.snapshot();
+  if (store.appliedIndex() < snapshot.metadata.index) {
+    // A crash after a received snapshot was persisted but before the store was restored from it.
+    await store.restore(snapshot);
+  }
+  return { storage, store };
+}
+
+function nodeMetrics(cluster: ClusterConfig, nodeId: string, driver: RaftDriver, store: KvStore, dbSizeBytes: () => number): NodeMetrics {
+  const metrics = new NodeMetrics(
+    {
+      readings: () => {
+        const raftStatus = driver.status();
+        return {
+          term: raftStatus.term,
+          isLeader: raftStatus.role === 'leader',
+          commitIndex: raftStatus.commitIndex,
+          appliedIndex: raftStatus.appliedIndex,
+          leaderChanges: driver.counters.leaderChanges,
+          proposalsCommitted: driver.counters.proposalsCommitted,
+          proposalsFailed: driver.counters.proposalsFailed,
+          snapshotsTaken: driver.counters.snapshotsTaken,
+          snapshotsInstalled: driver.counters.snapshotsInstalled,
+          revision: store.revision(),
+          keys: store.keyCount(),
+          dbSizeBytes: dbSizeBytes(),
+          watchers: store.watchHub.size(),
+          leases: 0,
+        };
+      },
+    },
+    { node: nodeId, cluster: cluster.cluster },
+  );
+  driver.on('persisted', (event: { sync: boolean; durationMs: number }) => {
+    if (event.sync) metrics.fsyncSeconds.observe(event.durationMs / 1000);
+  });
+  driver.on('peerRtt', (event: { peer: string; ms: number }) => metrics.peerRttSeconds.observe({ peer: event.peer }, event.ms / 1000));
+  return metrics;
+}
+
+function nodeStatus(
+  cluster: ClusterConfig,
+  nodeId: string,
+  driver: RaftDriver,
+  store: KvStore,
+  transport: TcpTransport,
+  dbSizeBytes: number,
+  uptimeMs: number,
+): NodeStatus {
+  const raft = driver.status();
+  const isLearner = raft.conf.learners.includes(nodeId);
+  const roleOf = (id: string): MemberStatus['role'] => {
+    if (raft.conf.learners.includes(id)) return 'learner';
+    if (id === raft.leader) return 'leader';
+    if (id === nodeId) return raft.role === 'precandidate' ? 'candidate' : raft.role === 'leader' ? 'leader' : raft.role;
+    return 'follower';
+  };
+  const members = [...raft.conf.voters, ...raft.conf.learners].map((id): MemberStatus => {
+    const node = cluster.nodes.find((n) => n.id === id);
+    const progress = raft.progress?.find((p) => p.id === id) ?? null;
+    return {
+      id,
+      peerUrl: node === undefined ? '' : `tcp://${node.peer}`,
+      clientUrl: node === undefined ? '' : `http://${node.client}`,
+      role: roleOf(id),
+      voter: raft.conf.voters.includes(id),
+      reachable: id === nodeId || transport.isConnected(id),
+      matchIndex: progress?.matchIndex ?? null,
+      lag: progress === null ? null : raft.lastIndex - progress.matchIndex,
+    };
+  });
+  return {
+    id: nodeId,
+    name: nodeId,
+    cluster: cluster.cluster,
+    version,
+    role: isLearner ? 'learner' : roleOf(nodeId),
+    leader: raft.leader,
+    term: raft.term,
+    commitIndex: raft.commitIndex,
+    appliedIndex: raft.appliedIndex,
+    revision: store.revision(),
+    compactRevision: store.compactRevision(),
+    dbSizeBytes,
+    uptimeMs: Math.round(uptimeMs),
+    members,
+  };
+}
+
+export { splitHostPort };

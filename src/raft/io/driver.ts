@@ -1,0 +1,423 @@
+// The driver runs the pure core against real I/O. One loop handles one Ready at a time, in the order the core
+// requires: persist (one batch, synced when the Ready says so) → send → apply → advance. While a Ready is being
+// persisted, incoming messages, ticks and proposals keep stepping the core; they pile up in its next Ready, so
+// many proposals share one fsync (group commit) and one AppendEntries per follower (batching).
+//
+// Proposals and reads return promises with typed outcomes: UNAVAILABLE means definitely not applied, TIMEOUT
+// means it may have been applied (see util/errors.ts).
+import { EventEmitter } from 'node:events';
+import { assert } from '../../util/assert.js';
+import type { Clock } from '../../util/clock.js';
+import { KeelError, mayHaveApplied, notApplied } from '../../util/errors.js';
+import type { Logger } from '../../util/logger.js';
+import type { PeerMessage } from '../messages.js';
+import type { RaftNode, RaftStatus } from '../raft.js';
+import type { Ready } from '../ready.js';
+import type { StateMachine } from '../state-machine.js';
+import type { ConfChange, Entry, Index, NodeId, SoftState, Term } from '../types.js';
+import type { DurableLogStorage } from '../storage.js';
+import type { Transport } from './transport.js';
+
+export interface DriverOptions {
+  readonly node: RaftNode;
+  readonly storage: DurableLogStorage;
+  readonly transport: Transport;
+  readonly stateMachine: StateMachine;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly tickMs: number;
+  /** Take a state-machine snapshot (and compact the log) every this many applied entries. */
+  readonly snapshotEntries: number;
+  /** Entries kept in the log behind a snapshot, so a slightly lagging follower needs no snapshot. */
+  readonly snapshotKeepEntries: number;
+  readonly proposalTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  /** Called when the node must stop (failed assertion, storage error): the process exits. */
+  readonly onFatal: (err: unknown) => void;
+}
+
+interface PendingProposal {
+  readonly term: Term;
+  readonly resolve: (result: unknown) => void;
+  readonly reject: (err: unknown) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+interface ReadWaiter {
+  readonly resolve: (index: Index) => void;
+  readonly reject: (err: unknown) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+export interface DriverCounters {
+  readyLoops: number;
+  proposalsCommitted: number;
+  proposalsFailed: number;
+  entriesApplied: number;
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
+  leaderChanges: number;
+}
+
+/**
+ * Driver events: 'softState' (SoftState), 'applied' (Index), 'confApplied' (ConfChange),
+ * 'persisted' ({sync, durationMs}), 'peerRtt' ({peer, ms}).
+ */
+export class RaftDriver extends EventEmitter {
+  readonly counters: DriverCounters = {
+    readyLoops: 0, proposalsCommitted: 0, proposalsFailed: 0, entriesApplied: 0,
+    snapshotsTaken: 0, snapshotsInstalled: 0, leaderChanges: 0,
+  };
+  private readonly options: DriverOptions;
+  private readonly node: RaftNode;
+  private readonly pendingProposals = new Map<Index, PendingProposal>();
+  private readonly pendingReads = new Map<string, ReadWaiter[]>();
+  /** Reads waiting for appliedIndex to reach their read index, in index order of arrival. */
+  private readonly readsAwaitingApply: { index: Index; waiters: ReadWaiter[] }[] = [];
+  /** Reads asked since the last flush: they share one ReadIndex request (one heartbeat round). */
+  private readBatch: ReadWaiter[] = [];
+  private readCounter = 0;
+  private ticker: NodeJS.Timeout | null = null;
+  private running = false;
+  private scheduled = false;
+  private closed = false;
+  private fatal: unknown = null;
+  private lastSnapshotIndex: Index;
+  private loopDone: Promise<void> = Promise.resolve();
+  private softState: SoftState;
+  private readonly heartbeatSentAt = new Map<NodeId, number>();
+
+  constructor(options: DriverOptions) {
+    super();
+    this.options = options;
+    this.node = options.node;
+    this.lastSnapshotIndex = options.storage.snapshot().metadata.index;
+    this.softState = this.node.softState();
+  }
+
+  start(): void {
+    this.options.transport.onMessage((message) => this.onPeerMessage(message));
+    this.options.transport.onUnreachable((peer) => this.guard(() => this.node.step({ type: 'unreachable', peer })));
+    this.ticker = setInterval(() => this.guard(() => this.node.tick()), this.options.tickMs);
+    this.schedule();
+  }
+
+  status(): RaftStatus {
+    return this.node.status();
+  }
+
+  get appliedIndex(): Index {
+    return this.node.log.applied;
+  }
+
+  /** Proposes a command; resolves with the state machine's result once applied. */
+  propose(data: Uint8Array): Promise<unknown> {
+    return this.track(() => this.node.propose(data));
+  }
+
+  proposeConfChange(change: ConfChange): Promise<unknown> {
+    return this.track(() => this.node.proposeConfChange(change));
+  }
+
+  private track(append: () => { index: Index; term: Term }): Promise<unknown> {
+    if (this.closed) return Promise.reject(notApplied('node is shutting down'));
+    let ticket: { index: Index; term: Term };
+    try {
+      ticket = append();
+    } catch (err) {
+      this.counters.proposalsFailed++;
+      return Promise.reject(err);
+    }
+    this.schedule();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pendingProposals.delete(ticket.index);
+        this.counters.proposalsFailed++;
+        reject(mayHaveApplied(`proposal at index ${ticket.index} not applied within ${this.options.proposalTimeoutMs} ms`));
+      }, this.options.proposalTimeoutMs);
+      this.pendingProposals.set(ticket.index, { term: ticket.term, resolve, reject, timer });
+    });
+  }
+
+  /**
+   * Waits until this node may serve a linearizable read: resolves with the read index once the leader confirmed
+   * it and this node applied up to it. Concurrent callers share one ReadIndex round.
+   */
+  readIndex(): Promise<Index> {
+    if (this.closed) return Promise.reject(notApplied('node is shutting down'));
+    return new Promise((resolve, reject) => {
+      const waiter: ReadWaiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.removeReadWaiter(waiter);
+          reject(new KeelError('UNAVAILABLE', `no read index within ${this.options.readTimeoutMs} ms`));
+        }, this.options.readTimeoutMs),
+      };
+      this.readBatch.push(waiter);
+      if (this.readBatch.length === 1) queueMicrotask(() => this.flushReadBatch());
+    });
+  }
+
+  private flushReadBatch(): void {
+    const batch = this.readBatch;
+    this.readBatch = [];
+    if (batch.length === 0) return;
+    const context = `${this.node.id}:${++this.readCounter}`;
+    this.pendingReads.set(context, batch);
+    this.guard(() => this.node.readIndex(context));
+    this.schedule();
+  }
+
+  private removeReadWaiter(waiter: ReadWaiter): void {
+    this.readBatch = this.readBatch.filter((w) => w !== waiter);
+    for (const [context, waiters] of this.pendingReads) {
+      const kept = waiters.filter((w) => w !== waiter);
+      if (kept.length === 0) this.pendingReads.delete(context);
+      else this.pendingReads.set(context, kept);
+    }
+    for (const group of this.readsAwaitingApply) {
+      const i = group.waiters.indexOf(waiter);
+      if (i >= 0) group.waiters.splice(i, 1);
+    }
+  }
+
+  transferLeader(to: NodeId): void {
+    this.guard(() => this.node.transferLeader(to));
+    this.schedule();
+  }
+
+  /** Graceful stop: hand leadership over if leader, finish the Ready in flight, fail what is pending. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.node.role === 'leader') await this.handOverLeadership(1500);
+    this.closed = true;
+    if (this.ticker !== null) clearInterval(this.ticker);
+    this.ticker = null;
+    await this.loopDone;
+    this.failEverything(() => notApplied('node is shutting down'), () => mayHaveApplied('node shut down before the proposal was applied'));
+  }
+
+  private async handOverLeadership(timeoutMs: number): Promise<void> {
+    const status = this.node.status();
+    const candidates = (status.progress ?? [])
+      .filter((p) => p.id !== this.node.id && !p.isLearner && status.conf.voters.includes(p.id))
+      .sort((a, b) => b.matchIndex - a.matchIndex);
+    const target = candidates[0];
+    if (target === undefined) return;
+    this.options.logger.info({ to: target.id }, 'shutting down: transferring leadership');
+    this.transferLeader(target.id);
+    const deadline = this.options.clock.nowMs() + timeoutMs;
+    while (this.node.role === 'leader' && this.options.clock.nowMs() < deadline && this.fatal === null) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+
+  // ---- the loop ---------------------------------------------------------------------------------------------
+
+  /** Heartbeat send times per peer, for the round-trip metric (one outstanding probe per peer). */
+  private notePlainHeartbeats(messages: readonly PeerMessage[]): void {
+    const now = this.options.clock.nowMs();
+    for (const message of messages) {
+      if (message.type !== 'heartbeat') continue;
+      const sentAt = this.heartbeatSentAt.get(message.to);
+      // A probe whose answer was lost is replaced after a while instead of reporting a huge round trip.
+      if (sentAt === undefined || now - sentAt > 10 * this.options.tickMs) this.heartbeatSentAt.set(message.to, now);
+    }
+  }
+
+  private onPeerMessage(message: PeerMessage): void {
+    if (this.closed) return;
+    if (message.type === 'heartbeatResp') {
+      const sentAt = this.heartbeatSentAt.get(message.from);
+      if (sentAt !== undefined) {
+        this.heartbeatSentAt.delete(message.from);
+        this.emit('peerRtt', { peer: message.from, ms: this.options.clock.nowMs() - sentAt });
+      }
+    }
+    this.guard(() => this.node.step(message));
+    this.schedule();
+  }
+
+  /** Runs `fn` on the core; a thrown error is a bug (or a broken disk) and stops the node. */
+  private guard(fn: () => void): void {
+    if (this.fatal !== null) return;
+    try {
+      fn();
+    } catch (err) {
+      this.die(err);
+    }
+    this.schedule();
+  }
+
+  private die(err: unknown): void {
+    if (this.fatal !== null) return;
+    this.fatal = err;
+    this.closed = true;
+    if (this.ticker !== null) clearInterval(this.ticker);
+    this.options.logger.error({ err }, 'fatal: stopping the node');
+    this.failEverything(() => notApplied('node stopped'), () => mayHaveApplied('node stopped'));
+    this.options.onFatal(err);
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.running || this.fatal !== null) return;
+    if (!this.node.hasReady()) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.loopDone = this.runLoop();
+    });
+  }
+
+  private async runLoop(): Promise<void> {
+    if (this.running || this.fatal !== null) return;
+    this.running = true;
+    try {
+      while (this.fatal === null && this.node.hasReady()) {
+        const rd = this.node.ready();
+        this.counters.readyLoops++;
+        await this.handleReady(rd);
+        this.node.advance();
+        this.afterAdvance();
+        await this.maybeSnapshot();
+      }
+    } catch (err) {
+      this.die(err);
+    } finally {
+      this.running = false;
+    }
+    this.schedule();
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState !== null) this.onSoftState(rd.softState);
+    // 1. persist: a vote or an append ack must never leave before what it promises is durable.
+    if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
+      const startMs = this.options.clock.nowMs();
+      await this.options.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync);
+      this.emit('persisted', { sync: rd.mustSync, durationMs: this.options.clock.nowMs() - startMs });
+    }
+    // 2. send.
+    if (rd.messages.length > 0) {
+      this.notePlainHeartbeats(rd.messages);
+      this.options.transport.send(rd.messages);
+    }
+    // 3. apply.
+    if (rd.snapshot !== null) {
+      await this.options.stateMachine.restore(rd.snapshot);
+      this.counters.snapshotsInstalled++;
+      this.lastSnapshotIndex = rd.snapshot.metadata.index;
+      this.failProposalsUpTo(rd.snapshot.metadata.index);
+    }
+    if (rd.committedEntries.length > 0) await this.applyEntries(rd.committedEntries);
+    for (const context of rd.droppedReads) this.failRead(context);
+    for (const state of rd.readStates) this.onReadState(state.context, state.index);
+  }
+
+  private async applyEntries(entries: readonly Entry[]): Promise<void> {
+    const results = await this.options.stateMachine.apply(entries);
+    assert(results.length === entries.length, 'state machine returned a result count different from the entries');
+    entries.forEach((entry, i) => {
+      this.counters.entriesApplied++;
+      if (entry.type === 'conf') this.emit('confApplied', entry.change);
+      const pending = this.pendingProposals.get(entry.index);
+      if (pending === undefined) return;
+      this.pendingProposals.delete(entry.index);
+      clearTimeout(pending.timer);
+      if (pending.term === entry.term) {
+        this.counters.proposalsCommitted++;
+        pending.resolve(results[i]);
+      } else {
+        // Another leader's entry took this index: ours was never committed anywhere.
+        this.counters.proposalsFailed++;
+        pending.reject(notApplied(`proposal at index ${entry.index} was overwritten by a new leader`));
+      }
+    });
+  }
+
+  private afterAdvance(): void {
+    const applied = this.node.log.applied;
+    while (this.readsAwaitingApply.length > 0 && this.readsAwaitingApply[0]!.index <= applied) {
+      const group = this.readsAwaitingApply.shift()!;
+      for (const waiter of group.waiters) {
+        clearTimeout(waiter.timer);
+        waiter.resolve(group.index);
+      }
+    }
+    this.emit('applied', applied);
+  }
+
+  private onSoftState(softState: SoftState): void {
+    if (softState.leader !== this.softState.leader) this.counters.leaderChanges++;
+    this.softState = softState;
+    this.emit('softState', softState);
+  }
+
+  private onReadState(context: string, index: Index): void {
+    const waiters = this.pendingReads.get(context);
+    if (waiters === undefined) return;
+    this.pendingReads.delete(context);
+    if (index <= this.node.log.applied) {
+      for (const waiter of waiters) {
+        clearTimeout(waiter.timer);
+        waiter.resolve(index);
+      }
+      return;
+    }
+    // Read states arrive in index order per leader term; keep the queue sorted anyway.
+    const at = this.readsAwaitingApply.findIndex((group) => group.index > index);
+    const group = { index, waiters };
+    if (at < 0) this.readsAwaitingApply.push(group);
+    else this.readsAwaitingApply.splice(at, 0, group);
+  }
+
+  private failRead(context: string): void {
+    const waiters = this.pendingReads.get(context);
+    if (waiters === undefined) return;
+    this.pendingReads.delete(context);
+    for (const waiter of waiters) {
+      clearTimeout(waiter.timer);
+      waiter.reject(notApplied('no leader to confirm the read'));
+    }
+  }
+
+  private failProposalsUpTo(index: Index): void {
+    for (const [at, pending] of this.pendingProposals) {
+      if (at > index) continue;
+      this.pendingProposals.delete(at);
+      clearTimeout(pending.timer);
+      pending.reject(mayHaveApplied(`proposal at index ${at} was covered by a snapshot; outcome unknown`));
+    }
+  }
+
+  private failEverything(readError: () => KeelError, proposalError: () => KeelError): void {
+    for (const pending of this.pendingProposals.values()) {
+      clearTimeout(pending.timer);
+      pending.reject(proposalError());
+    }
+    this.pendingProposals.clear();
+    const waiters = [...this.readBatch, ...[...this.pendingReads.values()].flat(), ...this.readsAwaitingApply.flatMap((g) => g.waiters)];
+    for (const waiter of waiters) {
+      clearTimeout(waiter.timer);
+      waiter.reject(readError());
+    }
+    this.readBatch = [];
+    this.pendingReads.clear();
+    this.readsAwaitingApply.length = 0;
+  }
+
+  private async maybeSnapshot(): Promise<void> {
+    const applied = this.node.log.applied;
+    if (applied - this.lastSnapshotIndex < this.options.snapshotEntries) return;
+    const smApplied = this.options.stateMachine.appliedIndex();
+    assert(smApplied === applied, `state machine applied ${smApplied} but raft applied ${applied}`);
+    const data = await this.options.stateMachine.snapshot();
+    await this.options.storage.createSnapshot(applied, this.node.status().conf, data);
+    const compactTo = applied - this.options.snapshotKeepEntries;
+    if (compactTo >= this.options.storage.firstIndex()) await this.options.storage.compact(compactTo);
+    this.lastSnapshotIndex = applied;
+    this.counters.snapshotsTaken++;
+    this.options.logger.info({ index: applied, bytes: data.byteLength }, 'snapshot taken, log compacted');
+  }
+}

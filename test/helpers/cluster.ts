@@ -1,0 +1,175 @@
+// A launcher for real-process clusters in tests: real `keel start` processes (the built dist/bin/keel.js) on
+// 127.0.0.1 with ephemeral ports, a temp dir per cluster, logs per node, and every child reaped by PID in
+// teardown even when the test fails. Logs are kept (and their path printed) when the test failed.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NodeStatus } from '../../src/api/index.js';
+import { HttpClient } from '../../src/client.js';
+
+export const keelBin = fileURLToPath(new URL('../../dist/bin/keel.js', import.meta.url));
+
+interface TapLike {
+  teardown(fn: () => void | Promise<void>): void;
+  passing(): boolean;
+  comment(...args: unknown[]): void;
+}
+
+export interface ClusterOptions {
+  readonly nodes?: number;
+  readonly raft?: Record<string, number>;
+  readonly logLevel?: string;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface TestNode {
+  readonly id: string;
+  readonly peer: string;
+  readonly client: string;
+  process: ChildProcess | null;
+}
+
+export class TestCluster {
+  readonly dir: string;
+  readonly configFile: string;
+  readonly nodes: TestNode[];
+  private readonly logLevel: string;
+  private readonly clients: HttpClient[] = [];
+
+  constructor(dir: string, configFile: string, nodes: TestNode[], logLevel: string) {
+    this.dir = dir;
+    this.configFile = configFile;
+    this.nodes = nodes;
+    this.logLevel = logLevel;
+  }
+
+  node(id: string): TestNode {
+    const node = this.nodes.find((n) => n.id === id);
+    if (node === undefined) throw new Error(`no node ${id}`);
+    return node;
+  }
+
+  start(id: string): void {
+    const node = this.node(id);
+    if (node.process !== null) throw new Error(`${id} is already running`);
+    const log = createWriteStream(path.join(this.dir, `${id}.log`), { flags: 'a' });
+    const child = spawn(process.execPath, [keelBin, 'start', '--config', this.configFile, '--node', id, '--log-level', this.logLevel], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout.pipe(log, { end: false });
+    child.stderr.pipe(log, { end: false });
+    child.on('exit', () => {
+      if (node.process === child) node.process = null;
+    });
+    node.process = child;
+  }
+
+  /** Sends a signal to a node by PID; with SIGKILL waits until it is gone. */
+  async kill(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.node(id).process;
+    if (child === null || child.pid === undefined) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    process.kill(child.pid, signal);
+    if (signal === 'SIGKILL' || signal === 'SIGTERM' || signal === 'SIGINT') await exited;
+  }
+
+  /** Exit code of a graceful stop, and how long it took. */
+  async stop(id: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; ms: number }> {
+    const child = this.node(id).process;
+    if (child === null || child.pid === undefined) throw new Error(`${id} is not running`);
+    const started = performance.now();
+    const code = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+    process.kill(child.pid, signal);
+    return { code: await code, ms: performance.now() - started };
+  }
+
+  client(ids: readonly string[] = this.nodes.map((n) => n.id), options: { retryMs?: number; timeoutMs?: number } = {}): HttpClient {
+    const client = new HttpClient({ endpoints: ids.map((id) => this.node(id).client), ...options });
+    this.clients.push(client);
+    return client;
+  }
+
+  async status(id: string): Promise<NodeStatus | null> {
+    const client = this.client([id], { retryMs: 0, timeoutMs: 2000 });
+    try {
+      return (await client.once<NodeStatus>(`http://${this.node(id).client}`, 'GET', '/v1/status')).body;
+    } catch {
+      return null;
+    } finally {
+      await client.close();
+      this.clients.splice(this.clients.indexOf(client), 1);
+    }
+  }
+
+  running(): TestNode[] {
+    return this.nodes.filter((n) => n.process !== null);
+  }
+
+  /** Waits until every running node (or `among`) names the same leader; returns it. */
+  async waitForLeader(timeoutMs: number, among: readonly string[] = this.running().map((n) => n.id)): Promise<string> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const statuses = await Promise.all(among.map((id) => this.status(id)));
+      const leaders = new Set(statuses.map((s) => s?.leader ?? null));
+      const leader = [...leaders][0];
+      if (leaders.size === 1 && leader !== null && leader !== undefined && among.includes(leader)) {
+        const leaderStatus = statuses.find((s) => s?.id === leader);
+        if (leaderStatus?.role === 'leader') return leader;
+      }
+      if (performance.now() > deadline) throw new Error(`no agreed leader among ${among.join(',')} within ${timeoutMs} ms: ${JSON.stringify(statuses.map((s) => s && { id: s.id, role: s.role, leader: s.leader, term: s.term }))}`);
+      await sleep(50);
+    }
+  }
+
+  async closeClients(): Promise<void> {
+    await Promise.all(this.clients.splice(0).map((c) => c.close()));
+  }
+
+  /** Kills every child by PID (SIGKILL) and waits for them. */
+  async destroy(): Promise<void> {
+    await this.closeClients();
+    await Promise.all(this.nodes.map((n) => this.kill(n.id, 'SIGKILL')));
+  }
+}
+
+export async function startCluster(t: TapLike, options: ClusterOptions = {}): Promise<TestCluster> {
+  const count = options.nodes ?? 3;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'keel-test-'));
+  const nodes: TestNode[] = [];
+  for (let i = 1; i <= count; i++) {
+    nodes.push({ id: `n${i}`, peer: `127.0.0.1:${await freePort()}`, client: `127.0.0.1:${await freePort()}`, process: null });
+  }
+  const configFile = path.join(dir, 'cluster.config.json');
+  const config = {
+    cluster: 'test',
+    nodes: nodes.map((n) => ({ id: n.id, peer: n.peer, client: n.client, dataDir: `data/${n.id}` })),
+    raft: { tickMs: 50, electionTicks: 10, heartbeatTicks: 1, ...options.raft },
+  };
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
+  const cluster = new TestCluster(dir, configFile, nodes, options.logLevel ?? 'info');
+  t.teardown(async () => {
+    await cluster.destroy();
+    if (t.passing()) rmSync(dir, { recursive: true, force: true });
+    else t.comment(`cluster logs kept in ${dir}`);
+  });
+  for (const node of nodes) cluster.start(node.id);
+  return cluster;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
