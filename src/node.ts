@@ -4,7 +4,7 @@ import { randomInt } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildApi } from './api/index.js';
+import { buildApi, Proposer, type ApiDeps, type LeaderView } from './api/index.js';
 import { NodeMetrics } from './api/index.js';
 import type { MemberStatus, NodeStatus } from './api/index.js';
 import type { ClusterConfig, NodeConfig } from './config.js';
@@ -82,7 +82,47 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
     return nodeStatus(cluster, nodeId, driver, store, transport, dbSizeBytes, deps.clock.nowMs() - startedAtMs);
   };
   const metrics = nodeMetrics(cluster, nodeId, driver, store, () => dbSizeBytes);
-  const api = await buildApi({
+  const proposer = new Proposer(leaderView(cluster, driver), {
+    leaderWaitMs: 2 * cluster.raft.electionTicks * cluster.raft.tickMs,
+    forwardTimeoutMs: cluster.raft.proposalTimeoutMs + 1_000,
+  });
+  const api = await buildApi(apiDeps(driver, store, proposer, metrics, status, logger));
+
+  await transport.start();
+  driver.start();
+
+  let closing: Promise<void> | null = null;
+  const close = async (): Promise<void> => {
+    closing ??= (async () => {
+      await api.close();
+      await proposer.close();
+      await driver.close();
+      await transport.close();
+      await storage.close();
+      await store.close();
+    })();
+    return closing;
+  };
+  return { id: nodeId, config, api, driver, store, status, close };
+}
+
+function apiDeps(
+  driver: RaftDriver,
+  store: KvStore,
+  proposer: Proposer,
+  metrics: NodeMetrics,
+  status: () => Promise<NodeStatus>,
+  logger: Logger,
+): ApiDeps {
+  return {
+    kv: {
+      store,
+      proposer,
+      readBarrier: async () => {
+        await driver.readIndex();
+      },
+      proposeLocal: (command) => driver.propose(command),
+    },
     logger: logger.child({ component: 'api' }),
     metrics,
     cluster: {
@@ -93,23 +133,28 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
       },
       revision: () => store.revision(),
     },
-  });
-
-  await transport.start();
-  driver.start();
-
-  let closing: Promise<void> | null = null;
-  const close = async (): Promise<void> => {
-    closing ??= (async () => {
-      await api.close();
-      await driver.close();
-      await transport.close();
-      await storage.close();
-      await store.close();
-    })();
-    return closing;
   };
-  return { id: nodeId, config, api, driver, store, status, close };
+}
+
+function leaderView(cluster: ClusterConfig, driver: RaftDriver): LeaderView {
+  return {
+    isLeader: () => driver.status().role === 'leader',
+    leaderClientAddress: () => {
+      const leader = driver.status().leader;
+      return cluster.nodes.find((n) => n.id === leader)?.client ?? null;
+    },
+    proposeLocal: (command) => driver.propose(command),
+    waitForLeaderChange: (ms) =>
+      new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          driver.off('softState', done);
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        driver.on('softState', done);
+      }),
+  };
 }
 
 /** Opens the Raft log and the store, bootstrapping a founding member on first start. */
@@ -126,7 +171,8 @@ async function openDurableState(
     await storage.save({ hardState, entries: [entry], snapshot: null }, true);
     logger.info({ voters }, 'bootstrapped a new cluster member');
   }
-  const store = await KvStore.open(path.join(config.dataDir, 'store'));
+  // Leases arrive with the lease layer; until then no lease id exists, so attaching one is refused.
+  const store = await KvStore.open(path.join(config.dataDir, 'store'), { hooks: { leaseExists: async () => false } });
   const snapshot = storage.snapshot();
   if (store.appliedIndex() < snapshot.metadata.index) {
     // A crash after a received snapshot was persisted but before the store was restored from it.

@@ -1,27 +1,39 @@
 // buildApi(deps) returns the fastify instance with every area registered as its own plugin. Only bin/keel.ts
 // calls listen(); tests use app.inject() or listen on port 0 themselves.
+import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { limits } from '../util/limits.js';
 import type { Logger } from '../util/logger.js';
 import { installErrorHandler } from './error-handler.js';
 import type { NodeMetrics } from './metrics.js';
 import { clusterRoutes, type ClusterView } from './routes/cluster.js';
+import { kvRoutes, type KvBackend } from './routes/kv.js';
+import { watchRoutes, type WatchBackend } from './routes/watch.js';
 
 export interface ApiDeps {
   readonly cluster: ClusterView;
   readonly metrics: NodeMetrics;
   readonly logger: Logger;
+  readonly kv: KvBackend & WatchBackend;
 }
+
+// Query strings are text: "true" and "5" are coerced to their schema types. Bodies are JSON: a wrong type
+// there is the client's mistake and gets 400, so nothing is coerced.
+const queryAjv = new Ajv({ coerceTypes: true, allErrors: false, removeAdditional: false, useDefaults: false });
+const bodyAjv = new Ajv({ coerceTypes: false, allErrors: false, removeAdditional: false, useDefaults: false });
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: false,
     bodyLimit: limits.bodyBytesMax,
     // Keys travel percent-encoded in the path and may be long.
-    routerOptions: { maxParamLength: limits.keyBytesMax * 3 },
+    routerOptions: { maxParamLength: limits.keyBytesMax * 3 + 64 },
     return503OnClosing: true,
     forceCloseConnections: true,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  });
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    const validate = (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema);
+    return (data: unknown) => (validate(data) ? { value: data } : { error: new Error(bodyAjv.errorsText(validate.errors, { dataVar: httpPart ?? 'input' })) });
   });
   installErrorHandler(app, deps.logger);
   app.addHook('onResponse', (request, reply, done) => {
@@ -33,5 +45,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     done();
   });
   await app.register(clusterRoutes, { cluster: deps.cluster, metrics: deps.metrics });
+  await app.register(kvRoutes, { backend: deps.kv });
+  await app.register(watchRoutes, { backend: deps.kv });
   return app;
 }

@@ -31,10 +31,10 @@ export interface PutCommand {
   readonly lease: number;
   readonly prevKv: boolean;
   /** 0 = only if the key does not exist; n = only if its modRevision is n. */
-  readonly ifModRevision?: number;
+  readonly ifModRevision?: number | undefined;
   /** 0 = only if the key does not exist; n = only if its version is n. */
-  readonly ifVersion?: number;
-  readonly fence?: Fence;
+  readonly ifVersion?: number | undefined;
+  readonly fence?: Fence | undefined;
 }
 
 export interface DeleteRangeCommand {
@@ -43,7 +43,7 @@ export interface DeleteRangeCommand {
   readonly prefix: boolean;
   readonly prevKv: boolean;
   /** Single-key deletes only; 0 = only if the key does not exist (a no-op that still checks). */
-  readonly ifModRevision?: number;
+  readonly ifModRevision?: number | undefined;
 }
 
 export type CompareTarget = 'value' | 'version' | 'createRevision' | 'modRevision' | 'lease';
@@ -59,9 +59,15 @@ export type Compare =
     };
 
 export type TxnOp =
-  | { readonly put: { readonly key: string; readonly value: string; readonly lease?: number } }
-  | { readonly delete: { readonly key: string; readonly prefix?: boolean } }
-  | { readonly get: { readonly key: string; readonly prefix?: boolean; readonly limit?: number } };
+  | { readonly put: { readonly key: string; readonly value: string; readonly lease?: number | undefined } }
+  | { readonly delete: { readonly key: string; readonly prefix?: boolean | undefined } }
+  | {
+      readonly get: {
+        readonly key: string;
+        readonly prefix?: boolean | undefined;
+        readonly limit?: number | undefined;
+      };
+    };
 
 export interface TxnCommand {
   readonly kind: 'txn';

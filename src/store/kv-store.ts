@@ -280,7 +280,7 @@ export class KvStore implements StateMachine {
   }
 
   /** One key, now or at a past revision; kv null when it does not exist (the API answers 404). */
-  async get(key: string, options: { revision?: number } = {}): Promise<Revisioned & { kv: KV | null }> {
+  async get(key: string, options: { revision?: number | undefined } = {}): Promise<Revisioned & { kv: KV | null }> {
     const { range, revision } = parseRangeRequest({ key, ...options });
     return this.withReadView(async (view) => {
       const { current, target } = this.readPoint(view, revision);

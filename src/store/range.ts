@@ -13,19 +13,19 @@ export type SortOrder = 'asc' | 'desc';
 export interface RangeRequest {
   readonly key: string;
   /** Every key that starts with `key` (the empty key with prefix = the whole keyspace). */
-  readonly prefix?: boolean;
+  readonly prefix?: boolean | undefined;
   /** Keys in [key, rangeEnd); etcd's "\0" means every key >= `key`. Exclusive with `prefix`. */
-  readonly rangeEnd?: string;
+  readonly rangeEnd?: string | undefined;
   /** 0 or absent = no limit. */
-  readonly limit?: number;
+  readonly limit?: number | undefined;
   /** Values are answered as empty strings. */
-  readonly keysOnly?: boolean;
+  readonly keysOnly?: boolean | undefined;
   /** Only `count` is answered (kvs empty, more false). */
-  readonly countOnly?: boolean;
+  readonly countOnly?: boolean | undefined;
   /** 0 or absent = the current revision. */
-  readonly revision?: number;
-  readonly sort?: SortTarget;
-  readonly order?: SortOrder;
+  readonly revision?: number | undefined;
+  readonly sort?: SortTarget | undefined;
+  readonly order?: SortOrder | undefined;
 }
 
 export interface RangeShape {

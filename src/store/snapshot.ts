@@ -84,7 +84,7 @@ export function decodeSnapshot(data: Uint8Array): DecodedSnapshot {
 export async function importSnapshot(db: StoreDb, snapshot: DecodedSnapshot, index: number): Promise<void> {
   const marker = metaKey('restoring');
   const applied = metaKey('appliedIndex');
-  await db.put(marker, Uint8Array.of(1), { sync: true });
+  await db.put(marker, be8(1), { sync: true });
   await db.clear({ lt: marker });
   await db.clear({ gt: marker });
   let ops: BatchOp[] = [];

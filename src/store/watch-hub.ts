@@ -29,13 +29,13 @@ import { Watcher } from './watcher.js';
 export interface WatchRequest {
   readonly key: string;
   /** Every key that starts with `key`; the empty key with prefix watches everything. */
-  readonly prefix?: boolean;
+  readonly prefix?: boolean | undefined;
   /** Watch [key, rangeEnd) instead (etcd's "\0" = every key >= key). Exclusive with `prefix`. */
-  readonly rangeEnd?: string;
+  readonly rangeEnd?: string | undefined;
   /** Replay from this revision (inclusive); absent or 0 = only changes after the current revision. */
-  readonly fromRevision?: number;
+  readonly fromRevision?: number | undefined;
   /** Attach the previous version of each key to its events. */
-  readonly prevKv?: boolean;
+  readonly prevKv?: boolean | undefined;
 }
 
 /** What catch-up needs from the store: a consistent read of history (one LevelDB snapshot per call). */

@@ -23,6 +23,7 @@ type SimEvent =
   | { readonly kind: 'restart'; readonly node: NodeId; readonly incarnation: number }
   | { readonly kind: 'decommission'; readonly node: NodeId }
   | { readonly kind: 'healCuts' }
+  | { readonly kind: 'leaderFault'; readonly node: NodeId; readonly incarnation: number; readonly term: number }
   | { readonly kind: 'sample' }
   | { readonly kind: 'phase'; readonly phase: 'heal' | 'quiesce' | 'end' };
 
@@ -176,6 +177,11 @@ export class SimCluster implements NodeHost, WorkloadHost, NemesisHost {
       case 'healCuts':
         if (this.phase === 'faulty') this.network.healCuts();
         return;
+      case 'leaderFault': {
+        const node = this.nodeMap.get(event.node)!;
+        if (this.phase === 'faulty' && node.incarnation === event.incarnation) this.nemesis.strikeLeader(node, event.term);
+        return;
+      }
       case 'sample':
         this.liveness.sample(this.time, this.nodeList);
         this.queue.push(this.time + this.params.tickMs, { kind: 'sample' });
@@ -227,6 +233,7 @@ export class SimCluster implements NodeHost, WorkloadHost, NemesisHost {
       this.stats.elections++;
       this.trace(`${node.id} is leader of term ${leader.term}`);
       this.liveness.onNewLeader(this.time);
+      if (this.phase === 'faulty') this.nemesis.onNewLeader(node, leader.term);
       const transfer = this.pendingTransfers.find((t) => t.to === node.id && leader.term > t.term);
       if (transfer !== undefined) {
         this.stats.transfers++;
@@ -385,6 +392,10 @@ export class SimCluster implements NodeHost, WorkloadHost, NemesisHost {
 
   scheduleHealCuts(at: number): void {
     this.queue.push(at, { kind: 'healCuts' });
+  }
+
+  scheduleLeaderFault(at: number, node: SimNode, term: number): void {
+    this.queue.push(at, { kind: 'leaderFault', node: node.id, incarnation: node.incarnation, term });
   }
 
   addNode(): SimNode {

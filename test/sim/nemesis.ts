@@ -2,7 +2,9 @@
 // network (a node alone, the leader alone, majority/minority, one-way cuts, a bridge, one more clogged link),
 // crash nodes (often the leader, sometimes a minority or all of them) and restart them later, pause a node
 // (SIGSTOP) for 0.5-3 election timeouts, transfer leadership, take one step of a membership change (add a
-// learner, promote it once caught up, remove a voter), or heal the partitions.
+// learner, promote it once caught up, remove a voter), or heal the partitions. Besides, with a per-seed rate it
+// strikes a new leader soon after its election (crash or isolation): leader churn around elections is where the
+// subtle cases live (Raft's figure 8: a leader replicates its predecessors' entries, then dies before its own).
 import { isKeelError } from '../../src/util/errors.js';
 import type { ConfChange, NodeId } from '../../src/raft/index.js';
 import type { Prng } from '../../src/util/prng.js';
@@ -20,6 +22,7 @@ export interface NemesisHost {
   crash(node: SimNode, restartAfterMs: number | null): void;
   pause(node: SimNode, ms: number): void;
   scheduleHealCuts(at: number): void;
+  scheduleLeaderFault(at: number, node: SimNode, term: number): void;
   /** Creates and boots a node with empty storage and a fresh id. */
   addNode(): SimNode;
   noteTransfer(from: SimNode, to: NodeId): void;
@@ -67,6 +70,27 @@ export class Nemesis {
         this.host.trace('nemesis: heal partitions');
         return;
     }
+  }
+
+  /** A node just became leader of `term`: maybe strike it soon. */
+  onNewLeader(node: SimNode, term: number): void {
+    const { leaderFaultRate, leaderFaultDelayMaxMs } = this.host.params;
+    if (leaderFaultRate === 0 || this.prng.next() >= leaderFaultRate) return;
+    this.host.scheduleLeaderFault(this.host.now() + this.prng.next() * leaderFaultDelayMaxMs, node, term);
+  }
+
+  /** Strikes `node` if it is still the leader of `term`. */
+  strikeLeader(node: SimNode, term: number): void {
+    if (!node.isRunning || node.decommissioned || node.core.role !== 'leader' || node.core.term !== term) return;
+    if (this.prng.next() < 0.6) {
+      this.host.trace(`nemesis: strike new leader ${node.id} (term ${term}): crash`);
+      this.host.crash(node, 20 + this.prng.next() * 600);
+      return;
+    }
+    const net = this.host.network;
+    net.cutBetween([node.id], this.members().map((n) => n.id).filter((id) => id !== node.id));
+    this.host.trace(`nemesis: strike new leader ${node.id} (term ${term}): isolate: ${net.describeCuts()}`);
+    this.host.scheduleHealCuts(this.host.now() + 50 + this.prng.next() * 600);
   }
 
   private pickAction(): NemesisAction {

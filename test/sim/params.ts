@@ -46,6 +46,9 @@ export interface SimParams {
   readonly nemesisGapMinMs: number;
   readonly nemesisGapMaxMs: number;
   readonly nemesisWeights: Readonly<Record<NemesisAction, number>>;
+  /** Probability that a new leader is crashed or isolated soon after its election (leader churn). */
+  readonly leaderFaultRate: number;
+  readonly leaderFaultDelayMaxMs: number;
   readonly snapshotEvery: number;
   readonly snapshotKeep: number;
   readonly clients: number;
@@ -119,6 +122,8 @@ export function drawParams(seed: number, overrides: ParamOverrides = {}): SimPar
       membership: weight(),
       heal: between(0.1, 0.5),
     },
+    leaderFaultRate: chance(0.4) ? 0 : between(0.1, 0.6),
+    leaderFaultDelayMaxMs: between(0, 40),
     snapshotEvery: p.int(20, 50),
     snapshotKeep: p.int(0, 10),
     clients: p.int(1, 4),
@@ -147,7 +152,8 @@ export function formatParams(params: SimParams): string {
     `disk: sync<=${params.syncMsMax}ms write<=${params.writeMsMax}ms apply<=${params.applyMsMax}ms ` +
       `snapshotEvery=${params.snapshotEvery} keep=${params.snapshotKeep}`,
     `phases: faulty=${params.faultyMs}ms healed=${params.healedMs}ms quiesce=${params.quiesceMs}ms ` +
-      `nemesis gap=${params.nemesisGapMinMs}..${params.nemesisGapMaxMs}ms ${weights}`,
+      `nemesis gap=${params.nemesisGapMinMs}..${params.nemesisGapMaxMs}ms ${weights} ` +
+      `leaderFault=${params.leaderFaultRate}@<=${params.leaderFaultDelayMaxMs}ms`,
     `clients=${params.clients} think<=${params.thinkMsMax}ms reads=${params.readRatio} batches=${params.batchRatio}`,
   ].join('\n');
 }

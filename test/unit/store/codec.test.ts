@@ -45,6 +45,13 @@ void t.test('every command kind round-trips exactly', async (t) => {
   }
 });
 
+void t.test('optional fields given as undefined are the same as absent', async (t) => {
+  const cmd = { kind: 'put', key: 'k', value: 'v', lease: 0, prevKv: false, ifModRevision: undefined, fence: undefined } as const;
+  const bytes = encodeCommand({ requestId: '', cmd });
+  t.same(bytes, encodeCommand({ requestId: '', cmd: { kind: 'put', key: 'k', value: 'v', lease: 0, prevKv: false } }));
+  t.notOk('ifModRevision' in decodeCommand(bytes).cmd);
+});
+
 void t.test('the envelope carries the version tag; other versions are refused', async (t) => {
   const packr = new Packr({ useRecords: false });
   const raw = packr.unpack(encodeCommand({ requestId: '', cmd: commands[0]! }));

@@ -1,0 +1,142 @@
+// Key-value routes (shared/API.md "Key-value"): GET/PUT/DELETE /v1/kv/<key>, POST /v1/txn, POST /v1/compact,
+// and the internal propose route followers forward writes to. Writes become commands proposed through the
+// leader; linearizable reads wait for a ReadIndex barrier, serializable ones read locally.
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { randomUUID } from 'node:crypto';
+import type { Command, KvStore, TxnCommand } from '../../store/index.js';
+import { decodeCommand, encodeCommand, failureToError, isApplyFailure } from '../../store/index.js';
+import { KeelError } from '../../util/errors.js';
+import { internalProposePath, type Proposer } from '../forward.js';
+import {
+  compactBodySchema,
+  deleteQuerySchema,
+  putBodySchema,
+  rangeQuerySchema,
+  txnBodySchema,
+  type DeleteQuery,
+  type PutBody,
+  type RangeQuery,
+} from '../schemas/kv.js';
+
+export interface KvBackend {
+  readonly store: KvStore;
+  readonly proposer: Proposer;
+  /** Resolves once this node may serve a linearizable read (ReadIndex confirmed and applied). */
+  readBarrier(): Promise<void>;
+  /** Proposes on this node if it is the leader (the target of forwarded writes). */
+  proposeLocal(command: Uint8Array): Promise<unknown>;
+}
+
+const requestIdHeader = 'x-keel-request-id';
+const requestIdPattern = /^[\x21-\x7e]{1,128}$/;
+
+/** The key addressed by the path after /v1/kv/ (fastify has percent-decoded it). */
+export function keyOf(request: FastifyRequest): string {
+  return (request.params as { '*': string })['*'];
+}
+
+/** Clients may send X-Keel-Request-Id so a retried write is applied once; otherwise the node makes one. */
+export function requestIdOf(request: FastifyRequest): string {
+  const header = request.headers[requestIdHeader];
+  if (header === undefined) return randomUUID();
+  if (typeof header !== 'string' || !requestIdPattern.test(header)) {
+    throw new KeelError('INVALID_ARGUMENT', 'X-Keel-Request-Id must be 1..128 printable ASCII characters');
+  }
+  return header;
+}
+
+/** Proposes a command and returns its result, turning a recorded refusal into the KeelError it stands for. */
+export async function write<T>(backend: KvBackend, request: FastifyRequest, cmd: Command): Promise<T> {
+  const command = encodeCommand({ requestId: requestIdOf(request), cmd });
+  const result = await backend.proposer.propose(command);
+  if (isApplyFailure(result)) throw failureToError(result);
+  return result as T;
+}
+
+export async function readBarrierFor(backend: KvBackend, consistency: string | undefined): Promise<void> {
+  if (consistency !== 'serializable') await backend.readBarrier();
+}
+
+function withRevision(reply: FastifyReply, revision: number): FastifyReply {
+  return reply.header('X-Keel-Revision', String(revision));
+}
+
+export const kvRoutes: FastifyPluginAsync<{ backend: KvBackend }> = async (app, { backend }) => {
+  const { store } = backend;
+
+  const get = async (request: FastifyRequest<{ Querystring: RangeQuery }>, reply: FastifyReply, key: string): Promise<FastifyReply> => {
+    const query = request.query;
+    await readBarrierFor(backend, query.consistency);
+    if (query.prefix === true || key === '') {
+      const result = await store.range({
+        key,
+        prefix: true,
+        ...(query.limit !== undefined && { limit: query.limit }),
+        ...(query.keysOnly !== undefined && { keysOnly: query.keysOnly }),
+        ...(query.countOnly !== undefined && { countOnly: query.countOnly }),
+        ...(query.revision !== undefined && { revision: query.revision }),
+        ...(query.sort !== undefined && { sort: query.sort }),
+        ...(query.order !== undefined && { order: query.order }),
+      });
+      return withRevision(reply, result.revision).send({ kvs: result.kvs, count: result.count, more: result.more });
+    }
+    const result = await store.get(key, query.revision === undefined ? {} : { revision: query.revision });
+    if (result.kv === null) throw new KeelError('KEY_NOT_FOUND', `key not found: ${key}`, { revision: result.revision });
+    withRevision(reply, result.revision);
+    return reply.send({ kv: query.keysOnly === true ? { ...result.kv, value: '' } : result.kv });
+  };
+
+  app.get<{ Querystring: RangeQuery }>('/v1/kv', { schema: { querystring: rangeQuerySchema } }, (request, reply) => get(request, reply, ''));
+  app.get<{ Querystring: RangeQuery }>('/v1/kv/*', { schema: { querystring: rangeQuerySchema } }, (request, reply) =>
+    get(request, reply, keyOf(request)),
+  );
+
+  app.put<{ Body: PutBody }>('/v1/kv/*', { schema: { body: putBodySchema } }, async (request, reply) => {
+    const body = request.body;
+    const result = await write<{ revision: number; prevKv?: unknown }>(backend, request, {
+      kind: 'put',
+      key: keyOf(request),
+      value: body.value,
+      lease: body.lease ?? 0,
+      prevKv: body.prevKv ?? false,
+      ...(body.ifModRevision !== undefined && { ifModRevision: body.ifModRevision }),
+      ...(body.ifVersion !== undefined && { ifVersion: body.ifVersion }),
+      ...(body.fence !== undefined && { fence: body.fence }),
+    });
+    return withRevision(reply, result.revision).send(result);
+  });
+
+  app.delete<{ Querystring: DeleteQuery }>('/v1/kv/*', { schema: { querystring: deleteQuerySchema } }, async (request, reply) => {
+    const query = request.query;
+    const result = await write<{ revision: number }>(backend, request, {
+      kind: 'deleteRange',
+      key: keyOf(request),
+      prefix: query.prefix ?? false,
+      prevKv: query.prevKv ?? false,
+      ...(query.ifModRevision !== undefined && { ifModRevision: query.ifModRevision }),
+    });
+    return withRevision(reply, result.revision).send(result);
+  });
+
+  app.post<{ Body: Omit<TxnCommand, 'kind'> }>('/v1/txn', { schema: { body: txnBodySchema } }, async (request, reply) => {
+    const { compare = [], success = [], failure = [] } = request.body;
+    const result = await write<{ revision: number }>(backend, request, { kind: 'txn', compare, success, failure });
+    return withRevision(reply, result.revision).send(result);
+  });
+
+  app.post<{ Body: { revision: number } }>('/v1/compact', { schema: { body: compactBodySchema } }, async (request, reply) => {
+    const result = await write<{ revision: number }>(backend, request, { kind: 'compact', revision: request.body.revision });
+    return withRevision(reply, result.revision).send(result);
+  });
+
+  // Followers forward encoded commands here. The command is decoded and validated again: nothing that would
+  // not pass the public routes' checks reaches the log through this door.
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  app.post<{ Body: Buffer }>(internalProposePath, async (request, reply) => {
+    if (!Buffer.isBuffer(request.body)) throw new KeelError('INVALID_ARGUMENT', 'expected an encoded command');
+    const bytes = new Uint8Array(request.body);
+    decodeCommand(bytes);
+    const result = await backend.proposeLocal(bytes);
+    return reply.send({ result });
+  });
+};

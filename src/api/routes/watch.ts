@@ -1,0 +1,142 @@
+// Watch streams (shared/API.md "Watch"): GET /v1/watch/<key> as NDJSON (default) or SSE (Accept:
+// text/event-stream). Every matching revision exactly once, in order; all events of one revision are written in
+// one chunk; `progress` lines when idle; `compacted` then the end when fromRevision is gone. The socket's own
+// backpressure paces the watcher (we pull the next message only after the last one was flushed); a consumer too
+// slow for the watcher's bounded buffer gets an `error` line with `resumeRevision` and the stream ends.
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import type { KvStore, StoreEvent, WatchMessage, Watcher } from '../../store/index.js';
+import { checkKey } from '../../store/index.js';
+import { isKeelError, KeelError } from '../../util/errors.js';
+import { watchQuerySchema, type WatchQuery } from '../schemas/kv.js';
+import { keyOf } from './kv.js';
+
+const progressMsDefault = 10_000;
+/** A consumer that does not read for this long is cut off (every wait has a bound). */
+const drainTimeoutMs = 60_000;
+
+export interface WatchBackend {
+  readonly store: KvStore;
+  /** Called with +1/-1 as streams open and close (metrics). */
+  onStreamCountChange?(delta: number): void;
+}
+
+type Line = Record<string, unknown>;
+
+class StreamWriter {
+  private readonly sse: boolean;
+  private readonly raw: ServerResponse;
+  lastWriteMs = performance.now();
+  /** A write is waiting for the socket to drain: nothing else may be written before it (order). */
+  isBusy = false;
+
+  constructor(raw: ServerResponse, sse: boolean) {
+    this.raw = raw;
+    this.sse = sse;
+  }
+
+  /** Writes lines as one chunk; resolves once the socket accepted it (false if the stream is gone). */
+  async write(lines: readonly Line[], id?: number): Promise<boolean> {
+    if (this.raw.destroyed || this.raw.writableEnded) return false;
+    const text = this.sse
+      ? lines.map((line) => `${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(line)}\n\n`).join('')
+      : lines.map((line) => `${JSON.stringify(line)}\n`).join('');
+    this.lastWriteMs = performance.now();
+    if (this.raw.write(text)) return true;
+    this.isBusy = true;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        this.raw.destroy();
+        resolve(false);
+      }, drainTimeoutMs);
+      const onDrain = (): void => {
+        cleanup();
+        resolve(true);
+      };
+      const onClose = (): void => {
+        cleanup();
+        resolve(false);
+      };
+      const cleanup = (): void => {
+        this.isBusy = false;
+        clearTimeout(timer);
+        this.raw.off('drain', onDrain);
+        this.raw.off('close', onClose);
+      };
+      this.raw.on('drain', onDrain);
+      this.raw.on('close', onClose);
+    });
+  }
+
+  end(): void {
+    if (!this.raw.writableEnded) this.raw.end();
+  }
+}
+
+function eventLines(revision: number, events: readonly StoreEvent[]): Line[] {
+  return events.map((event) => ({
+    type: event.type,
+    kv: event.kv,
+    ...(event.prevKv !== undefined && { prevKv: event.prevKv }),
+    revision,
+  }));
+}
+
+async function pump(watcher: Watcher, writer: StreamWriter): Promise<void> {
+  try {
+    for await (const message of watcher as AsyncIterable<WatchMessage>) {
+      if (message.type === 'compacted') {
+        await writer.write([{ type: 'compacted', compactRevision: message.compactRevision }]);
+        return;
+      }
+      if (!(await writer.write(eventLines(message.revision, message.events), message.revision))) return;
+    }
+  } catch (err) {
+    const error = isKeelError(err) ? err : new KeelError('INTERNAL', 'watch failed', {}, { cause: err });
+    await writer.write([{ type: 'error', error: { code: error.code, message: error.message, ...error.details } }]);
+  }
+}
+
+export const watchRoutes: FastifyPluginAsync<{ backend: WatchBackend }> = async (app, { backend }) => {
+  const handler = async (request: FastifyRequest<{ Querystring: WatchQuery }>, reply: FastifyReply, key: string): Promise<void> => {
+    const query = request.query;
+    const prefix = query.prefix === true;
+    checkKey(key, 'key', prefix);
+    const sse = (request.headers.accept ?? '').includes('text/event-stream');
+    const lastEventId = Number(request.headers['last-event-id']);
+    const fromRevision = query.fromRevision ?? (sse && Number.isSafeInteger(lastEventId) && lastEventId > 0 ? lastEventId + 1 : undefined);
+    const watcher = backend.store.watch({ key, prefix, fromRevision, prevKv: query.prevKv === true });
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, {
+      'content-type': sse ? 'text/event-stream; charset=utf-8' : 'application/x-ndjson; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-keel-revision': String(watcher.startRevision),
+    });
+    raw.flushHeaders();
+    const writer = new StreamWriter(raw, sse);
+    backend.onStreamCountChange?.(1);
+    const progressMs = query.progressMs ?? progressMsDefault;
+    const checkMs = Math.max(10, Math.floor(progressMs / 5));
+    const progress = setInterval(() => {
+      // Only when idle and nothing is half-written: a progress line must never overtake an event line.
+      if (performance.now() - writer.lastWriteMs < progressMs - checkMs || !watcher.isLive || writer.isBusy) return;
+      void writer.write([{ type: 'progress', revision: watcher.progressRevision(backend.store.watchHub.publishedRevision) }]);
+    }, checkMs);
+    raw.on('close', () => watcher.cancel());
+    try {
+      if (fromRevision === undefined) await writer.write([{ type: 'created', revision: watcher.startRevision }]);
+      await pump(watcher, writer);
+    } finally {
+      clearInterval(progress);
+      watcher.cancel();
+      writer.end();
+      backend.onStreamCountChange?.(-1);
+    }
+  };
+  app.get<{ Querystring: WatchQuery }>('/v1/watch', { schema: { querystring: watchQuerySchema } }, (request, reply) => handler(request, reply, ''));
+  app.get<{ Querystring: WatchQuery }>('/v1/watch/*', { schema: { querystring: watchQuerySchema } }, (request, reply) =>
+    handler(request, reply, keyOf(request)),
+  );
+};
