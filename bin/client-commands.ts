@@ -1,7 +1,7 @@
 // Client commands of the CLI: they talk to --endpoints (default: the client addresses of ./cluster.config.json)
 // and print human text, or JSON with --json.
 import { existsSync } from 'node:fs';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import type { NodeStatus } from '../src/api/index.js';
 import { HttpClient } from '../src/client.js';
 import { loadClusterConfig } from '../src/config.js';
@@ -20,12 +20,13 @@ export function endpointsOf(options: GlobalOptions): string[] {
   return loadClusterConfig(file).nodes.map((n) => n.client);
 }
 
-export function withClient<A extends unknown[]>(
-  action: (client: HttpClient, options: GlobalOptions, ...args: A) => Promise<void>,
-): (...args: [...A, GlobalOptions, Command]) => Promise<void> {
+/** Wraps a client command: builds the shared client, prints KeelErrors by code (exit code 1), closes the client. */
+export function withClient<A extends unknown[], O extends GlobalOptions = GlobalOptions>(
+  action: (client: HttpClient, options: O, ...args: A) => Promise<void>,
+): (...args: [...A, O, Command]) => Promise<void> {
   return async (...all) => {
     const command = all[all.length - 1] as Command;
-    const options = command.optsWithGlobals<GlobalOptions>();
+    const options = command.optsWithGlobals<O>();
     const args = all.slice(0, -2) as A;
     const client = new HttpClient({ endpoints: endpointsOf(options) });
     try {
@@ -50,6 +51,28 @@ export function print(options: GlobalOptions, json: unknown, human: string): voi
 export function table(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+/** The path of a key: each segment percent-encoded, the slashes kept readable (the server decodes either). */
+export function kvPath(route: string, key: string): string {
+  return key === '' ? route : `${route}/${key.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+/** `?a=1&b=true` from the defined entries, or '' when there are none. */
+export function queryOf(entries: Record<string, string | number | boolean | undefined>): string {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(entries)) if (value !== undefined) params.set(name, String(value));
+  const text = params.toString();
+  return text === '' ? '' : `?${text}`;
+}
+
+/** A commander parser for integer flags and arguments at or above `min`. */
+export function integerAtLeast(min: number): (text: string) => number {
+  return (text) => {
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+    return value;
+  };
 }
 
 async function statusCommand(client: HttpClient, options: GlobalOptions): Promise<void> {

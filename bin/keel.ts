@@ -4,6 +4,9 @@
 import { Command, Option } from 'commander';
 import { clusterUp } from './cluster-up.js';
 import { registerClientCommands } from './client-commands.js';
+import { registerKvCommands } from './kv-commands.js';
+import { registerLeaseCommands } from './lease-commands.js';
+import { registerLockCommands } from './lock-command.js';
 import { runNode } from './run-node.js';
 
 const program = new Command();
@@ -34,6 +37,9 @@ cluster
   });
 
 registerClientCommands(program);
+registerKvCommands(program);
+registerLeaseCommands(program);
+registerLockCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`keel: ${(err as Error).message}\n`);

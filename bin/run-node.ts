@@ -3,7 +3,7 @@
 import pino, { type Logger as PinoLogger } from 'pino';
 import pretty from 'pino-pretty';
 import { ConfigError, loadClusterConfig, splitHostPort } from '../src/config.js';
-import { createNode, type KeelNode } from '../src/node.js';
+import type { KeelNode } from '../src/node.js';
 import { systemClock } from '../src/util/clock.js';
 import type { Logger } from '../src/util/logger.js';
 
@@ -33,6 +33,9 @@ export async function runNode(options: { config: string; node: string; logLevel?
     process.stderr.write(`keel: ${options.config}: field "nodes" has no node with id "${options.node}"\n`);
     process.exit(2);
   }
+  // Loaded only now: a bad config is refused without loading the server (fastify, LevelDB, ...), and the
+  // `cluster up` supervisor, which shares loadConfigOrExit, never loads it at all.
+  const { createNode } = await import('../src/node.js');
   const root = makeLogger(options.logLevel ?? config.log.level, options.pretty ?? process.stdout.isTTY);
   const logger = root as unknown as Logger;
   const startedAt = performance.now();

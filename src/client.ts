@@ -1,6 +1,7 @@
 // One small HTTP client, shared by the CLI, tests and benchmarks. It talks to a list of endpoints and fails over
 // to the next one when a node cannot be reached or answers 503 (no leader yet, shutting down). Errors carry the
 // server's stable `code`; callers branch on it, never on message text.
+import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { KeelError, isKeelError, type ErrorCode } from './util/errors.js';
 import { errorCatalog } from './util/errors.js';
@@ -17,6 +18,24 @@ export interface ClientOptions {
 export interface RawResponse<T> {
   readonly status: number;
   readonly body: T;
+  readonly revision: number | null;
+  readonly endpoint: string;
+}
+
+/** Per-call overrides of the client's defaults. */
+export interface CallOptions {
+  /** Aborts the request (and any fail-over retry); the call rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
+  /** Overrides `timeoutMs` for this call; 0 = no limit, for blocking waits the server bounds itself (`waitMs`). */
+  readonly timeoutMs?: number;
+  /** Overrides `retryMs` for this call (a keepalive must not retry past its lease's TTL). */
+  readonly retryMs?: number;
+}
+
+/** An open streaming answer (a watch): the body is read as it arrives. */
+export interface StreamResponse {
+  readonly status: number;
+  readonly body: AsyncIterable<Buffer>;
   readonly revision: number | null;
   readonly endpoint: string;
 }
@@ -39,18 +58,22 @@ export class HttpClient {
   }
 
   /** Sends one request, failing over between endpoints; throws KeelError for any non-2xx answer. */
-  async call<T>(method: string, path: string, body?: unknown): Promise<RawResponse<T>> {
-    const deadline = Date.now() + this.retryMs;
+  async call<T>(method: string, path: string, body?: unknown, options: CallOptions = {}): Promise<RawResponse<T>> {
+    const deadline = Date.now() + (options.retryMs ?? this.retryMs);
+    // A write retried after a transport error may already have been applied: every attempt carries the same
+    // request id, so the store answers the first result instead of applying it twice.
+    const requestId = method === 'GET' ? undefined : randomUUID();
     let lastError: unknown = null;
     for (let attempt = 0; ; attempt++) {
       const index = (this.preferred + attempt) % this.endpoints.length;
       const endpoint = this.endpoints[index]!;
       try {
-        const response = await this.once<T>(endpoint, method, path, body);
+        const response = await this.once<T>(endpoint, method, path, body, requestId, options);
         this.preferred = index;
         return response;
       } catch (err) {
         lastError = err;
+        if (options.signal?.aborted === true) throw options.signal.reason;
         const retriable = !isKeelError(err) || (err.code === 'UNAVAILABLE' && err.details.transport === true);
         const unavailable = isKeelError(err, 'UNAVAILABLE');
         if (!(retriable || unavailable) || Date.now() >= deadline) throw err;
@@ -60,10 +83,8 @@ export class HttpClient {
     throw lastError;
   }
 
-  async once<T>(endpoint: string, method: string, path: string, body?: unknown): Promise<RawResponse<T>> {
-    const headers: Record<string, string> = {};
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+  async once<T>(endpoint: string, method: string, path: string, body?: unknown, requestId?: string, options: CallOptions = {}): Promise<RawResponse<T>> {
+    const headers = this.headers(body !== undefined, requestId);
     let response;
     try {
       response = await request(`${endpoint}${path}`, {
@@ -71,10 +92,12 @@ export class HttpClient {
         headers,
         body: body === undefined ? null : JSON.stringify(body),
         dispatcher: this.agent,
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
+        headersTimeout: options.timeoutMs ?? this.timeoutMs,
+        bodyTimeout: options.timeoutMs ?? this.timeoutMs,
+        signal: options.signal ?? null,
       });
     } catch (err) {
+      if (options.signal?.aborted === true) throw options.signal.reason;
       throw new KeelError('UNAVAILABLE', `cannot reach ${endpoint}: ${(err as Error).message}`, { transport: true }, { cause: err });
     }
     const text = await response.body.text();
@@ -85,6 +108,42 @@ export class HttpClient {
       return { status: response.statusCode, body: parsed as T, revision, endpoint };
     }
     throw errorFromBody(response.statusCode, parsed, text);
+  }
+
+  /**
+   * Opens a streaming GET on one endpoint, without fail-over: the caller knows where to resume and where to go.
+   * `idleMs` bounds the wait between two body chunks (a watch asks for progress lines more often than that).
+   */
+  async stream(endpoint: string, path: string, options: { signal?: AbortSignal; idleMs?: number } = {}): Promise<StreamResponse> {
+    let response;
+    try {
+      response = await request(`${endpoint}${path}`, {
+        method: 'GET',
+        headers: this.headers(false),
+        dispatcher: this.agent,
+        headersTimeout: this.timeoutMs,
+        bodyTimeout: options.idleMs ?? this.timeoutMs,
+        signal: options.signal ?? null,
+      });
+    } catch (err) {
+      if (options.signal?.aborted === true) throw err;
+      throw new KeelError('UNAVAILABLE', `cannot reach ${endpoint}: ${(err as Error).message}`, { transport: true }, { cause: err });
+    }
+    const revisionHeader = response.headers['x-keel-revision'];
+    const revision = typeof revisionHeader === 'string' ? Number(revisionHeader) : null;
+    if (response.statusCode >= 200 && response.statusCode < 300) {
+      return { status: response.statusCode, body: response.body, revision, endpoint };
+    }
+    const text = await response.body.text();
+    throw errorFromBody(response.statusCode, parseJson(text), text);
+  }
+
+  private headers(hasBody: boolean, requestId?: string): Record<string, string> {
+    const headers: Record<string, string> = {};
+    if (hasBody) headers['content-type'] = 'application/json';
+    if (this.token !== undefined) headers.authorization = `Bearer ${this.token}`;
+    if (requestId !== undefined) headers['x-keel-request-id'] = requestId;
+    return headers;
   }
 
   async close(): Promise<void> {

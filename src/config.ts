@@ -149,7 +149,8 @@ function text(value: unknown, where: string, at: string, pattern: RegExp): strin
 function hostPort(value: unknown, where: string, at: string): string {
   const s = text(value, where, at, /^.+:\d+$/);
   const port = Number(s.slice(s.lastIndexOf(':') + 1));
-  if (port > 65535) throw new ConfigError(`${where}: field "${at}" has a port above 65535`);
+  // Port 0 would bind an ephemeral port that no peer or client could know from this file.
+  if (port < 1 || port > 65535) throw new ConfigError(`${where}: field "${at}" has a port outside 1..65535`);
   return s;
 }
 

@@ -9,8 +9,9 @@ import { NodeMetrics } from './api/index.js';
 import type { MemberStatus, NodeStatus } from './api/index.js';
 import type { ClusterConfig, NodeConfig } from './config.js';
 import { splitHostPort } from './config.js';
-import { bootstrapEntry, raftConfig, RaftNode } from './raft/index.js';
+import { bootstrapEntry, raftConfig, RaftNode, type StateMachine } from './raft/index.js';
 import { LevelLogStorage, RaftDriver, TcpTransport } from './raft/io/index.js';
+import { HealthChecker, LeaseLayer, registryExtensions, type RaftView } from './lease/index.js';
 import { KvStore } from './store/index.js';
 import type { Clock } from './util/clock.js';
 import type { Logger } from './util/logger.js';
@@ -32,6 +33,7 @@ export interface KeelNode {
   readonly api: FastifyInstance;
   readonly driver: RaftDriver;
   readonly store: KvStore;
+  readonly leases: LeaseLayer;
   status(): Promise<NodeStatus>;
   /** Graceful: stop accepting, hand over leadership, finish in-flight work, close the databases. */
   close(): Promise<void>;
@@ -41,7 +43,8 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   const config = cluster.nodes.find((n) => n.id === nodeId);
   if (config === undefined) throw new Error(`node "${nodeId}" is not in the config`);
   const logger = deps.logger.child({ node: nodeId });
-  const { storage, store } = await openDurableState(cluster, config, logger);
+  const leases = new LeaseLayer({ clock: deps.clock, logger });
+  const { storage, store } = await openDurableState(cluster, config, logger, leases);
   const raft = new RaftNode(
     raftConfig({
       id: nodeId,
@@ -65,7 +68,7 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
     node: raft,
     storage,
     transport,
-    stateMachine: store,
+    stateMachine: leaseAwareStateMachine(store, leases),
     clock: deps.clock,
     logger: logger.child({ component: 'driver' }),
     tickMs: cluster.raft.tickMs,
@@ -81,12 +84,17 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
     dbSizeBytes = await directorySize(config.dataDir);
     return nodeStatus(cluster, nodeId, driver, store, transport, dbSizeBytes, deps.clock.nowMs() - startedAtMs);
   };
-  const metrics = nodeMetrics(cluster, nodeId, driver, store, () => dbSizeBytes);
-  const proposer = new Proposer(leaderView(cluster, driver), {
+  const metrics = nodeMetrics(cluster, nodeId, driver, store, () => dbSizeBytes, () => leases.lessor.size());
+  const proposeLocal = observedPropose(driver, leases);
+  const proposer = new Proposer(leaderView(cluster, driver, proposeLocal), {
     leaderWaitMs: 2 * cluster.raft.electionTicks * cluster.raft.tickMs,
     forwardTimeoutMs: cluster.raft.proposalTimeoutMs + 1_000,
   });
-  const api = await buildApi(apiDeps(driver, store, proposer, metrics, status, logger));
+  await leases.start({ store, raft: raftView(driver), propose: (command) => proposer.propose(command) });
+  const api = await buildApi(apiDeps(driver, store, proposer, proposeLocal, leases, metrics, status, logger));
+  // Health checks run on the leader only: started and stopped with this node's role.
+  const healthChecker = new HealthChecker({ store, proposeLocal, clock: deps.clock, logger });
+  driver.on('softState', (softState: { role: string }) => healthChecker.setLeader(softState.role === 'leader'));
 
   await transport.start();
   driver.start();
@@ -95,6 +103,8 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   const close = async (): Promise<void> => {
     closing ??= (async () => {
       await api.close();
+      await healthChecker.close();
+      await leases.close();
       await proposer.close();
       await driver.close();
       await transport.close();
@@ -103,13 +113,15 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
     })();
     return closing;
   };
-  return { id: nodeId, config, api, driver, store, status, close };
+  return { id: nodeId, config, api, driver, store, leases, status, close };
 }
 
 function apiDeps(
   driver: RaftDriver,
   store: KvStore,
   proposer: Proposer,
+  proposeLocal: (command: Uint8Array) => Promise<unknown>,
+  leases: LeaseLayer,
   metrics: NodeMetrics,
   status: () => Promise<NodeStatus>,
   logger: Logger,
@@ -121,7 +133,25 @@ function apiDeps(
       readBarrier: async () => {
         await driver.readIndex();
       },
-      proposeLocal: (command) => driver.propose(command),
+      proposeLocal,
+    },
+    services: {
+      store,
+      proposer,
+      readBarrier: async () => {
+        await driver.readIndex();
+      },
+      proposeLocal,
+      leases: leases.lessor,
+    },
+    leases: {
+      lessor: leases.lessor,
+      locks: leases.locks,
+      elections: leases.elections,
+      store,
+      readBarrier: async () => {
+        await driver.readIndex();
+      },
     },
     logger: logger.child({ component: 'api' }),
     metrics,
@@ -136,14 +166,62 @@ function apiDeps(
   };
 }
 
-function leaderView(cluster: ClusterConfig, driver: RaftDriver): LeaderView {
+/** The store as the driver's state machine; a snapshot restore also reloads the lease deadlines. */
+function leaseAwareStateMachine(store: KvStore, leases: LeaseLayer): StateMachine {
+  return {
+    appliedIndex: () => store.appliedIndex(),
+    apply: (entries) => store.apply(entries),
+    snapshot: () => store.snapshot(),
+    restore: async (snapshot) => {
+      await store.restore(snapshot);
+      // The lease records changed wholesale: every lease gets now + ttl (late, never early).
+      await leases.lessor.reload();
+    },
+  };
+}
+
+/**
+ * Proposes on this node (leader). Every command proposed here (its own and those followers forward) is shown to
+ * the lessor, so its expiry loop never revokes a lease whose keepalive is already in the log.
+ */
+function observedPropose(driver: RaftDriver, leases: LeaseLayer): (command: Uint8Array) => Promise<unknown> {
+  return (command) => {
+    const outcome = driver.propose(command);
+    leases.lessor.observeProposal(command, outcome);
+    return outcome;
+  };
+}
+
+function raftView(driver: RaftDriver): RaftView {
+  return {
+    isLeader: () => driver.status().role === 'leader',
+    appliedIndex: () => driver.appliedIndex,
+    lastIndex: () => driver.status().lastIndex,
+    onApplied: (listener) => {
+      const onEvent = (index: number): void => listener(index);
+      driver.on('applied', onEvent);
+      return () => driver.off('applied', onEvent);
+    },
+    onLeaderChange: (listener) => {
+      const onEvent = (): void => listener();
+      driver.on('softState', onEvent);
+      return () => driver.off('softState', onEvent);
+    },
+  };
+}
+
+function leaderView(
+  cluster: ClusterConfig,
+  driver: RaftDriver,
+  proposeLocal: (command: Uint8Array) => Promise<unknown>,
+): LeaderView {
   return {
     isLeader: () => driver.status().role === 'leader',
     leaderClientAddress: () => {
       const leader = driver.status().leader;
       return cluster.nodes.find((n) => n.id === leader)?.client ?? null;
     },
-    proposeLocal: (command) => driver.propose(command),
+    proposeLocal,
     waitForLeaderChange: (ms) =>
       new Promise<void>((resolve) => {
         const done = (): void => {
@@ -162,6 +240,7 @@ async function openDurableState(
   cluster: ClusterConfig,
   config: NodeConfig,
   logger: Logger,
+  leases: LeaseLayer,
 ): Promise<{ storage: LevelLogStorage; store: KvStore }> {
   await mkdir(config.dataDir, { recursive: true });
   const storage = await LevelLogStorage.open(path.join(config.dataDir, 'raft'));
@@ -171,8 +250,12 @@ async function openDurableState(
     await storage.save({ hardState, entries: [entry], snapshot: null }, true);
     logger.info({ voters }, 'bootstrapped a new cluster member');
   }
-  // Leases arrive with the lease layer; until then no lease id exists, so attaching one is refused.
-  const store = await KvStore.open(path.join(config.dataDir, 'store'), { hooks: { leaseExists: async () => false } });
+  // Every node's store is opened with the same extensions and hooks: apply must be deterministic.
+  const store = await KvStore.open(path.join(config.dataDir, 'store'), {
+    extensions: [...leases.extensions, ...registryExtensions(leases.lessor)],
+    hooks: leases.hooks,
+    logger: logger.child({ component: 'store' }),
+  });
   const snapshot = storage.snapshot();
   if (store.appliedIndex() < snapshot.metadata.index) {
     // A crash after a received snapshot was persisted but before the store was restored from it.
@@ -181,7 +264,14 @@ async function openDurableState(
   return { storage, store };
 }
 
-function nodeMetrics(cluster: ClusterConfig, nodeId: string, driver: RaftDriver, store: KvStore, dbSizeBytes: () => number): NodeMetrics {
+function nodeMetrics(
+  cluster: ClusterConfig,
+  nodeId: string,
+  driver: RaftDriver,
+  store: KvStore,
+  dbSizeBytes: () => number,
+  leaseCount: () => number,
+): NodeMetrics {
   const metrics = new NodeMetrics(
     {
       readings: () => {
@@ -200,7 +290,7 @@ function nodeMetrics(cluster: ClusterConfig, nodeId: string, driver: RaftDriver,
           keys: store.keyCount(),
           dbSizeBytes: dbSizeBytes(),
           watchers: store.watchHub.size(),
-          leases: 0,
+          leases: leaseCount(),
         };
       },
     },

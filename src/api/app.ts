@@ -4,10 +4,14 @@ import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { limits } from '../util/limits.js';
 import type { Logger } from '../util/logger.js';
-import { installErrorHandler } from './error-handler.js';
+import { installErrorHandler, renderClientError, renderFrameworkError } from './error-handler.js';
 import type { NodeMetrics } from './metrics.js';
 import { clusterRoutes, type ClusterView } from './routes/cluster.js';
+import { electionRoutes } from './routes/elections.js';
 import { kvRoutes, type KvBackend } from './routes/kv.js';
+import { leaseRoutes, type LeaseBackend } from './routes/leases.js';
+import { lockRoutes } from './routes/locks.js';
+import { serviceRoutes, type ServicesBackend } from './routes/services.js';
 import { watchRoutes, type WatchBackend } from './routes/watch.js';
 
 export interface ApiDeps {
@@ -15,6 +19,10 @@ export interface ApiDeps {
   readonly metrics: NodeMetrics;
   readonly logger: Logger;
   readonly kv: KvBackend & WatchBackend;
+  /** Leases, locks and elections (absent: their routes are not served). */
+  readonly leases?: LeaseBackend;
+  /** The service registry (absent: its routes are not served). */
+  readonly services?: ServicesBackend;
 }
 
 // Query strings are text: "true" and "5" are coerced to their schema types. Bodies are JSON: a wrong type
@@ -30,6 +38,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     routerOptions: { maxParamLength: limits.keyBytesMax * 3 + 64 },
     return503OnClosing: true,
     forceCloseConnections: true,
+    // Bad input fastify or node:http detect before a route runs gets the documented error body too.
+    frameworkErrors: renderFrameworkError,
+    clientErrorHandler: renderClientError,
   });
   app.setValidatorCompiler(({ schema, httpPart }) => {
     const validate = (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema);
@@ -47,5 +58,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(clusterRoutes, { cluster: deps.cluster, metrics: deps.metrics });
   await app.register(kvRoutes, { backend: deps.kv });
   await app.register(watchRoutes, { backend: deps.kv });
+  if (deps.leases !== undefined) {
+    await app.register(leaseRoutes, { backend: deps.leases });
+    await app.register(lockRoutes, { backend: deps.leases });
+    await app.register(electionRoutes, { backend: deps.leases });
+  }
+  if (deps.services !== undefined) await app.register(serviceRoutes, { backend: deps.services });
   return app;
 }

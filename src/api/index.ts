@@ -9,3 +9,5 @@ export { Proposer } from './forward.js';
 export type { LeaderView } from './forward.js';
 export type { KvBackend } from './routes/kv.js';
 export type { WatchBackend } from './routes/watch.js';
+export type { LeaseBackend } from './routes/leases.js';
+export type { ServiceLeases, ServicesBackend } from './routes/services.js';

@@ -1,17 +1,31 @@
-// The changes of one entry while it is being applied. Every write goes to a pending LevelDB batch and to an
-// overlay of current versions, so that later operations of the same entry (the ops of a txn run in order) see
-// earlier ones; nothing reaches the database until the store writes the batch together with appliedIndex.
+// The changes of one entry while it is being applied. Every write goes to the entry's ops and to an overlay of
+// current versions, so that later operations of the same entry (the ops of a txn run in order) see earlier ones.
+// Reads fall through to the call's ApplyBatch (the earlier entries of the same apply() call, not yet written)
+// and then to the database (see apply-batch.ts). If the entry succeeds the store adds its ops and overlay to the
+// batch (commit()); if it is refused they are dropped. Nothing reaches the database until the store writes the
+// batch together with appliedIndex.
 // All changes of the entry share one revision (base + 1) and are numbered by `sub` in the order they happen.
 // The revision is only taken if something changed: a delete of nothing or a read-only txn leaves it alone.
 //
 // Extensions (leases, locks) get this object too: it is the only way to change MVCC keys, so everything they
 // store is ordinary keys that watchers and snapshots see.
+import { assert } from '../util/assert.js';
 import { KeelError } from '../util/errors.js';
 import type { KV, StoreEvent } from './commands.js';
 import { encodeChangeRecord, encodeKvRecord, encodeMark } from './codec.js';
 import type { Bytes, KeyRange } from './keys.js';
-import { compareBytes, currentKey, fromUtf8, historyKey, inRange, leaseKey, revisionKey, utf8 } from './keys.js';
-import type { ReadView } from './mvcc.js';
+import {
+  compareBytes,
+  currentKey,
+  fromUtf8,
+  historyKey,
+  isSingleKeyRange,
+  leaseKey,
+  revisionKey,
+  utf8,
+} from './keys.js';
+import type { ApplyBatch } from './apply-batch.js';
+import { CurrentOverlay } from './apply-batch.js';
 
 export type BatchOp = { type: 'put'; key: Bytes; value: Bytes } | { type: 'del'; key: Bytes };
 
@@ -21,6 +35,12 @@ export interface StoreHooks {
   leaseExists?(lease: number, ctx: ApplyContext): Promise<boolean>;
   /** The fence token of a lock's current holder, or null when nobody holds it; without it fenced puts fail. */
   lockFence?(lock: string, ctx: ApplyContext): Promise<number | null>;
+  /**
+   * Whether user commands (put, deleteRange, txn put/delete) may write the keys of this range (one key, or
+   * every key with the prefix `key`). A refused user write is answered INVALID_ARGUMENT and changes nothing.
+   * Extensions write through ApplyContext directly and are not checked. Without it every key is writable.
+   */
+  userMayWrite?(key: string, prefix: boolean): boolean;
 }
 
 /** A command kind contributed by another layer, proposed as {kind: 'ext', name, body}. */
@@ -37,23 +57,22 @@ export interface CommandExtension {
   apply(body: unknown, ctx: ApplyContext): Promise<Record<string, unknown>>;
 }
 
-interface Overlaid {
-  readonly bytes: Bytes;
-  /** null = deleted in this entry. */
-  readonly kv: KV | null;
-}
-
 export class ApplyContext {
   readonly ops: BatchOp[] = [];
   readonly events: StoreEvent[] = [];
-  private readonly overlay = new Map<string, Overlaid>();
+  /** The store revision before this entry (as of the earlier entries of the call). */
+  readonly baseRevision: number;
+  private readonly overlay = new CurrentOverlay();
+  private readonly committed: (() => void)[] = [];
+  private committedToBatch = false;
 
   constructor(
-    readonly view: ReadView,
-    /** The store revision before this entry. */
-    readonly baseRevision: number,
+    /** The pending batch of the apply() call: reads see what earlier entries of the call wrote. */
+    private readonly batch: ApplyBatch,
     readonly hooks: StoreHooks,
-  ) {}
+  ) {
+    this.baseRevision = batch.state('revision');
+  }
 
   /** The revision this entry's changes get. */
   get revision(): number {
@@ -79,34 +98,61 @@ export class ApplyContext {
     return this.hasChanges ? this.revision : this.baseRevision;
   }
 
+  /**
+   * Runs `effect` after the batch holding this entry is written, only if the entry was applied (not refused).
+   * For the in-memory state of the layers above (lease deadlines, lock waiters): it must not change replicated
+   * state and must not throw. The batch holds all the entries of one apply() call, so an effect runs after the
+   * later entries of the call were applied too; effects (and watch events) run in entry order, each entry's in
+   * the order they were registered.
+   */
+  afterCommit(effect: () => void): void {
+    this.committed.push(effect);
+  }
+
+  /** Called by the store (once) when the entry succeeded: adds its changes to the call's batch. */
+  commit(): void {
+    assert(!this.committedToBatch, 'an entry is added to the batch once');
+    this.committedToBatch = true;
+    this.batch.addEntry({
+      ops: this.ops,
+      currents: this.overlay,
+      revision: this.hasChanges ? this.revision : null,
+      events: this.events,
+      keyDelta: this.keyDelta,
+      effects: this.committed,
+    });
+  }
+
+  /**
+   * Refuses a user write (one key, or a prefix delete) that the hooks reserve — the lease layer's `_keel/` keys.
+   * Deterministic; called by the user commands before they change anything, never by extensions.
+   */
+  checkUserWrite(key: string, prefix: boolean): void {
+    if (this.hooks.userMayWrite === undefined || this.hooks.userMayWrite(key, prefix)) return;
+    const what = prefix ? `the prefix "${key}" covers reserved keys` : `the key "${key}" is reserved`;
+    throw new KeelError('INVALID_ARGUMENT', `${what}: user writes may not change them`);
+  }
+
+  /** The current version of `key` as of the changes so far (this entry's and the call's earlier entries'). */
   async get(key: string): Promise<KV | null> {
-    const overlaid = this.overlay.get(key);
-    if (overlaid !== undefined) return overlaid.kv;
-    return this.view.current(utf8(key));
+    const overlaid = this.overlay.lookup(key);
+    return overlaid === undefined ? this.batch.current(key) : overlaid.kv;
   }
 
   /** Live keys of the range as of the changes so far, in key (byte) order. */
   async range(range: KeyRange): Promise<KV[]> {
-    const stored = await this.view.currentRange(range, 0, false);
-    if (this.overlay.size === 0) return stored;
-    const merged = new Map<string, { bytes: Bytes; kv: KV }>();
-    for (const kv of stored) merged.set(kv.key, { bytes: utf8(kv.key), kv });
-    for (const [key, { bytes, kv }] of this.overlay) {
-      if (!inRange(range, bytes)) continue;
-      if (kv === null) merged.delete(key);
-      else merged.set(key, { bytes, kv });
+    if (isSingleKeyRange(range)) {
+      // One point read instead of a scan: deletes and txn gets of one key are the common case.
+      const kv = await this.get(fromUtf8(range.start));
+      return kv === null ? [] : [kv];
     }
-    return [...merged.values()].sort((a, b) => compareBytes(a.bytes, b.bytes)).map((entry) => entry.kv);
+    return this.overlay.overRange(await this.batch.currentRange(range), range);
   }
 
   /** Live keys attached to `lease` as of the changes so far, in key order. */
   async leaseKeys(lease: number): Promise<string[]> {
-    const keys = new Map<string, Bytes>();
-    for (const bytes of await this.view.leaseKeys(lease)) keys.set(fromUtf8(bytes), bytes);
-    for (const [key, { bytes, kv }] of this.overlay) {
-      if (kv !== null && kv.lease === lease) keys.set(key, bytes);
-      else keys.delete(key);
-    }
+    const keys = await this.batch.leaseKeys(lease);
+    this.overlay.overLease(keys, lease);
     return [...keys.entries()].sort((a, b) => compareBytes(a[1], b[1])).map(([key]) => key);
   }
 
@@ -131,7 +177,7 @@ export class ApplyContext {
     }
     if (lease !== 0) this.ops.push({ type: 'put', key: leaseKey(lease, bytes), value: new Uint8Array(0) });
     this.record(bytes, { type: 'put', kv, revision, ...(prevKv === null ? {} : { prevKv }) });
-    this.overlay.set(key, { bytes, kv });
+    this.overlay.set(key, bytes, kv);
     return { kv, prevKv };
   }
 
@@ -143,7 +189,7 @@ export class ApplyContext {
     this.ops.push({ type: 'del', key: currentKey(bytes) });
     if (prevKv.lease !== 0) this.ops.push({ type: 'del', key: leaseKey(prevKv.lease, bytes) });
     this.record(bytes, { type: 'delete', kv: tombstone, prevKv, revision });
-    this.overlay.set(prevKv.key, { bytes, kv: null });
+    this.overlay.set(prevKv.key, bytes, null);
     return prevKv;
   }
 

@@ -6,8 +6,10 @@
 // Everything else before c goes: older versions, and a key whose last change before c is a delete entirely.
 //
 // The compact entry itself only sets compactRevision (atomically with appliedIndex, so the semantic effect is
-// immediate and crash-safe) and compactPending. The physical deletion then runs in bounded batches; a crash in
-// the middle leaves compactPending set and open() runs it again. Re-running over a partly compacted history
+// immediate and crash-safe) and compactPending. The store writes the apply batch holding the compact entry
+// first (so a compact ends the apply() call's batch: see kv-store.ts), then the physical deletion runs in bounded
+// batches of its own, reading the database as of that entry; a crash in the middle leaves compactPending set
+// and open() runs it again. Re-running over a partly compacted history
 // deletes exactly what is left to delete, so the final bytes are the same on every node.
 import type { Logger } from '../util/logger.js';
 import type { BatchOp } from './apply-context.js';

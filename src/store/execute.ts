@@ -26,6 +26,7 @@ async function checkFence(cmd: PutCommand, ctx: ApplyContext): Promise<void> {
 }
 
 async function executePut(cmd: PutCommand, ctx: ApplyContext): Promise<PutResult> {
+  ctx.checkUserWrite(cmd.key, false);
   await checkFence(cmd, ctx);
   if (cmd.ifModRevision !== undefined || cmd.ifVersion !== undefined) {
     const current = await ctx.get(cmd.key);
@@ -41,6 +42,7 @@ async function executePut(cmd: PutCommand, ctx: ApplyContext): Promise<PutResult
 }
 
 async function executeDeleteRange(cmd: DeleteRangeCommand, ctx: ApplyContext): Promise<DeleteResult> {
+  ctx.checkUserWrite(cmd.key, cmd.prefix);
   if (cmd.ifModRevision !== undefined) {
     const current = await ctx.get(cmd.key);
     if ((current?.modRevision ?? 0) !== cmd.ifModRevision) throw preconditionFailed('ifModRevision', current);

@@ -40,7 +40,7 @@ export function compareBytes(a: Bytes, b: Bytes): number {
 export const metaNames = [
   /** Store format version (formatVersion below); written when the store is created, checked on open. */
   'format',
-  /** The last Raft index applied; written in the same batch as the changes of that entry. */
+  /** The last Raft index applied; written in the same batch as the changes of the entries up to it. */
   'appliedIndex',
   /** The store revision: +1 per write request that changed something. */
   'revision',
@@ -269,6 +269,17 @@ export interface KeyRange {
   readonly start: Bytes;
   /** Exclusive; null = to the end of the keyspace. */
   readonly end: Bytes | null;
+}
+
+/** Whether the range holds exactly one key: [k, k + 0x00), as singleKeyEnd builds it. */
+export function isSingleKeyRange(range: KeyRange): boolean {
+  const { start, end } = range;
+  return (
+    end !== null &&
+    end.byteLength === start.byteLength + 1 &&
+    end[start.byteLength] === 0 &&
+    compareBytes(end.subarray(0, start.byteLength), start) === 0
+  );
 }
 
 export function inRange(range: KeyRange, key: Bytes): boolean {

@@ -1,8 +1,8 @@
 // The read side of the MVCC keyspace (layout in keys.ts): current versions, versions at a past revision, the
-// changes of a revision span, and the lease index. A ReadView reads either the live database (the apply path,
-// which is the only writer, so it sees its own previous entries) or an explicit LevelDB snapshot (API reads and
-// watch catch-up, so that the metadata and the data they read belong to the same moment even while entries
-// are being applied).
+// changes of a revision span, and the lease index. A ReadView reads either the live database (under the apply
+// path's ApplyBatch, which overlays the writes of the apply() call in progress: see apply-batch.ts) or an explicit
+// LevelDB snapshot (API reads and watch catch-up, so that the metadata and the data they read belong to the same
+// moment even while entries are being applied).
 import type { ClassicLevel } from 'classic-level';
 import { assert } from '../util/assert.js';
 import type { KV, StoreEvent } from './commands.js';

@@ -11,11 +11,24 @@ import { be8, formatVersion, metaKey } from './keys.js';
 import type { StoreDb } from './mvcc.js';
 import { ReadView } from './mvcc.js';
 
+/** The metadata the store keeps in memory too (a copy of m/<name>, as of the last written batch). */
 export interface StoreState {
   readonly appliedIndex: number;
   readonly revision: number;
   readonly compactRevision: number;
   readonly keyCount: number;
+  readonly dedupeSeq: number;
+}
+
+/** Reads the in-memory copy of the metadata from the database. */
+export function readState(view: ReadView): StoreState {
+  return {
+    appliedIndex: view.meta('appliedIndex'),
+    revision: view.meta('revision'),
+    compactRevision: view.meta('compactRevision'),
+    keyCount: view.meta('keyCount'),
+    dedupeSeq: view.meta('dedupeSeq'),
+  };
 }
 
 async function isEmpty(db: StoreDb): Promise<boolean> {
@@ -49,13 +62,7 @@ export async function openDb(
   await db.open();
   try {
     await recover(db, opts);
-    const view = new ReadView(db, null);
-    const state = {
-      appliedIndex: view.meta('appliedIndex'),
-      revision: view.meta('revision'),
-      compactRevision: view.meta('compactRevision'),
-      keyCount: view.meta('keyCount'),
-    };
+    const state = readState(new ReadView(db, null));
     assert(state.compactRevision <= state.revision, 'compactRevision is above the revision');
     return { db, state };
   } catch (err) {

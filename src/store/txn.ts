@@ -46,7 +46,16 @@ async function runOp(op: TxnOp, ctx: ApplyContext): Promise<TxnOpResult> {
   return { get: shapeRange(kvs, shape) };
 }
 
+/** Every write op of both branches is checked before anything runs, so a refusal does not depend on the compares. */
+function checkWrites(cmd: TxnCommand, ctx: ApplyContext): void {
+  for (const op of [...cmd.success, ...cmd.failure]) {
+    if ('put' in op) ctx.checkUserWrite(op.put.key, false);
+    else if ('delete' in op) ctx.checkUserWrite(op.delete.key, op.delete.prefix ?? false);
+  }
+}
+
 export async function executeTxn(cmd: TxnCommand, ctx: ApplyContext): Promise<TxnResult> {
+  checkWrites(cmd, ctx);
   let succeeded = true;
   for (const compare of cmd.compare) {
     if (!evaluateCompare(compare, await ctx.get(compare.key))) {

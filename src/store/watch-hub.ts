@@ -1,7 +1,9 @@
 // The watch hub: live fan-out of applied revisions plus catch-up from history.
 //
-// The store calls publish(revision, events) after each entry that changed something, once its batch is
-// written, with all events of that revision together. A watch without fromRevision (or from the future) is live
+// The store calls publish(revision, events) for each entry that changed something, with all events of that
+// revision together, in revision order, once the batch holding it is written (one batch per apply() call, so
+// several revisions are usually written at once and then published one after the other, with no await between
+// them). A watch without fromRevision (or from the future) is live
 // at once. A watch from a past revision first replays history, like etcd's unsynced watchers: it reads the
 // changes after its lastRevision from a LevelDB snapshot, only as much as its buffer can take, and repeats.
 // Between two awaits nothing else runs, so the switch to live happens in the same tick as the check that the
@@ -21,7 +23,7 @@ import { KeelError, isKeelError } from '../util/errors.js';
 import type { StoreEvent } from './commands.js';
 import { checkCount, checkKey } from './commands.js';
 import type { Bytes, KeyRange } from './keys.js';
-import { inRange, utf8 } from './keys.js';
+import { inRange, isSingleKeyRange, utf8 } from './keys.js';
 import type { ChangeGroup } from './mvcc.js';
 import { keyRange } from './range.js';
 import { Watcher } from './watcher.js';
@@ -152,7 +154,7 @@ export class WatchHub {
 
   private goLive(watcher: Watcher): void {
     watcher.goLive();
-    if (isSingleKey(watcher.range)) {
+    if (isSingleKeyRange(watcher.range)) {
       const key = Buffer.from(watcher.range.start).toString('utf8');
       const set = this.exact.get(key) ?? new Set<Watcher>();
       set.add(watcher);
@@ -208,15 +210,4 @@ function withoutPrevKv(event: StoreEvent): StoreEvent {
   if (event.prevKv === undefined) return event;
   const { prevKv: _dropped, ...rest } = event;
   return rest;
-}
-
-/** [k, k + 0x00) holds exactly one key. */
-function isSingleKey(range: KeyRange): boolean {
-  const { start, end } = range;
-  return (
-    end !== null &&
-    end.byteLength === start.byteLength + 1 &&
-    end[start.byteLength] === 0 &&
-    Buffer.compare(end.subarray(0, start.byteLength), start) === 0
-  );
 }

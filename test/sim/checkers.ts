@@ -4,7 +4,8 @@
 //       term T is only ever created while a leader of T exists.
 //   S3  log matching: an (index, term) pair always names the same entry with the same predecessor term, checked
 //       on every persisted entry (by induction: same prefix).
-//   S4  leader completeness: a new leader's log holds every entry committed so far.
+//   S4  leader completeness: a new leader's log holds every entry committed in an earlier term; and the commit
+//       rule S4 rests on: a leader advances its commit index only onto an entry of its own term.
 //   S5  state machine safety: every node applies the same entry at each index and reaches the same state hash;
 //       snapshots carry the state every applier reached at their index.
 //   Committed entries are never lost or changed: the global record of committed (index, term, content) is
@@ -32,11 +33,15 @@ interface Observed {
   isLeader: boolean;
   term: number;
   commit: number;
+  /** As leader of `term`: its commit index at election, until it first moves (then null). */
+  commitAtElection: number | null;
 }
 
 export interface LeaderEvent {
   readonly node: NodeId;
   readonly term: number;
+  /** 'elected': it just became leader; 'firstCommit': its commit index moved for the first time in its term. */
+  readonly kind: 'elected' | 'firstCommit';
 }
 
 export class SafetyChecker {
@@ -60,20 +65,27 @@ export class SafetyChecker {
   /** Conf changes (other than the bootstrap) applied for the first time, for the cluster's bookkeeping. */
   readonly newConfChanges: Entry[] = [];
 
-  /** After any step of `node`: S1, S4 for a new leader, and the commit index it reports. Returns a new leader. */
+  /** After any step of `node`: S1, S4 for a new leader, and the commit index it reports. Returns leader events. */
   afterStep(node: SimNode): LeaderEvent | null {
     const raft = node.raft;
     if (raft === null || !node.alive) return null;
     let seen = this.observed.get(node);
     if (seen === undefined || seen.incarnation !== node.incarnation) {
-      seen = { incarnation: node.incarnation, isLeader: false, term: raft.term, commit: 0 };
+      seen = { incarnation: node.incarnation, isLeader: false, term: raft.term, commit: 0, commitAtElection: null };
       this.observed.set(node, seen);
     }
     let event: LeaderEvent | null = null;
     if (raft.role === 'leader' && (!seen.isLeader || seen.term !== raft.term)) {
       this.noteLeader(node, raft.term);
-      event = { node: node.id, term: raft.term };
+      event = { node: node.id, term: raft.term, kind: 'elected' };
+      seen.commitAtElection = raft.log.committed;
       this.checkLeaderCompleteness(node);
+    } else if (raft.role === 'leader' && seen.commitAtElection !== null && raft.log.committed > seen.commitAtElection) {
+      seen.commitAtElection = null;
+      event = { node: node.id, term: raft.term, kind: 'firstCommit' };
+    }
+    if (raft.role === 'leader' && seen.isLeader && seen.term === raft.term && raft.log.committed > seen.commit) {
+      this.checkCommitRule(node);
     }
     seen.isLeader = raft.role === 'leader';
     seen.term = raft.term;
@@ -82,6 +94,18 @@ export class SafetyChecker {
       seen.commit = raft.log.committed;
     }
     return event;
+  }
+
+  /**
+   * Raft's commit rule (5.4.2), on which S4 rests: a leader advances its commit index only onto an entry of its own
+   * term (earlier entries are committed indirectly); counting replicas of an older entry is Figure 8's bug.
+   */
+  private checkCommitRule(node: SimNode): void {
+    const raft = node.raft!;
+    const term = raft.log.term(raft.log.committed);
+    if (term !== raft.term) {
+      violation(`commit rule: leader ${node.id} of term ${raft.term} advanced its commit index to ${raft.log.committed}, an entry of term ${term}`);
+    }
   }
 
   /** S1: records `node` as the leader of `term`; returns true the first time a leader of `term` is seen. */

@@ -61,6 +61,8 @@ export interface SimOptions {
 }
 
 const traceMax = 400;
+/** A run takes ~10-100 thousand events; far more means something spins (e.g. messages breeding messages). */
+const eventsMax = 3_000_000;
 
 export class SimCluster implements NodeHost, WorkloadHost, NemesisHost {
   readonly params: SimParams;
@@ -109,7 +111,7 @@ export class SimCluster implements NodeHost, WorkloadHost, NemesisHost {
       const next = this.queue.pop();
       if (next === undefined) break;
       this.time = next.time;
-      this.stats.events++;
+      if (++this.stats.events > eventsMax) this.fail(`more than ${eventsMax} events: a livelock or message storm`);
       this.dispatch(next.item);
     }
     this.finish();
@@ -229,7 +231,9 @@ export class SimCluster implements NodeHost, WorkloadHost, NemesisHost {
   /** The checks that run after every step of a node. */
   private afterStep(node: SimNode): void {
     const leader = this.safety.afterStep(node);
-    if (leader !== null) {
+    if (leader !== null && leader.kind === 'firstCommit') {
+      if (this.phase === 'faulty') this.nemesis.onLeaderFirstCommit(node, leader.term);
+    } else if (leader !== null) {
       this.stats.elections++;
       this.trace(`${node.id} is leader of term ${leader.term}`);
       this.liveness.onNewLeader(this.time);
@@ -418,8 +422,13 @@ export class SimCluster implements NodeHost, WorkloadHost, NemesisHost {
   }
 }
 
-/** Generous liveness bounds, in multiples of the longest election timeout (see RELIABILITY.md L1-L3). */
+/**
+ * Generous liveness bounds, in multiples of the longest election timeout (see RELIABILITY.md L1-L3). L2 (no
+ * flapping) is promised only with pre-vote and check-quorum: without the leader lease, a removed member that
+ * never learned of its removal may still win an election and disrupt the cluster once.
+ */
 export function livenessBounds(params: SimParams): LivenessBounds {
   const electionMs = 2 * params.electionTicks * params.tickMs * (1 + params.tickSkew);
-  return { electMs: 10 * electionMs, stableWindowMs: 10 * electionMs, flapsMax: 1, writeMs: 12 * electionMs };
+  const flapsMax = params.preVote && params.checkQuorum ? 1 : Infinity;
+  return { electMs: 10 * electionMs, stableWindowMs: 10 * electionMs, flapsMax, writeMs: 12 * electionMs };
 }

@@ -3,8 +3,9 @@
 // crash nodes (often the leader, sometimes a minority or all of them) and restart them later, pause a node
 // (SIGSTOP) for 0.5-3 election timeouts, transfer leadership, take one step of a membership change (add a
 // learner, promote it once caught up, remove a voter), or heal the partitions. Besides, with a per-seed rate it
-// strikes a new leader soon after its election (crash or isolation): leader churn around elections is where the
-// subtle cases live (Raft's figure 8: a leader replicates its predecessors' entries, then dies before its own).
+// strikes a new leader soon after its election, and again right when its commit index first moves (crash or
+// isolation): leader churn around elections and first commits is where the subtle cases live (Raft's figure 8:
+// a leader replicates its predecessors' entries, then dies before its own entry reaches a majority).
 import { isKeelError } from '../../src/util/errors.js';
 import type { ConfChange, NodeId } from '../../src/raft/index.js';
 import type { Prng } from '../../src/util/prng.js';
@@ -77,6 +78,13 @@ export class Nemesis {
     const { leaderFaultRate, leaderFaultDelayMaxMs } = this.host.params;
     if (leaderFaultRate === 0 || this.prng.next() >= leaderFaultRate) return;
     this.host.scheduleLeaderFault(this.host.now() + this.prng.next() * leaderFaultDelayMaxMs, node, term);
+  }
+
+  /** A leader's commit index moved for the first time in its term: maybe strike it at once (a crash point). */
+  onLeaderFirstCommit(node: SimNode, term: number): void {
+    const { leaderFaultRate } = this.host.params;
+    if (leaderFaultRate === 0 || this.prng.next() >= leaderFaultRate) return;
+    this.host.scheduleLeaderFault(this.host.now() + this.prng.next() * 2, node, term);
   }
 
   /** Strikes `node` if it is still the leader of `term`. */

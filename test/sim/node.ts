@@ -4,11 +4,10 @@
 // exactly as in the real driver. A crash at any moment drops the Ready in flight and everything not synced; a
 // restart rebuilds the node from what the disk kept, restoring the state machine from the log's snapshot first
 // when a crash hit between installing a snapshot and restoring the state from it (as src/node.ts does).
-import { RaftNode, raftConfig } from '../../src/raft/index.js';
+import { RaftNode, bootstrapEntry, raftConfig } from '../../src/raft/index.js';
 import type { Entry, NodeId, PeerMessage, Ready, Snapshot } from '../../src/raft/index.js';
 import type { Logger } from '../../src/util/logger.js';
 import type { Prng } from '../../src/util/prng.js';
-import { bootstrapEntry } from '../../src/raft/index.js';
 import { SimDisk, type WriteEffects } from './disk.js';
 import { streamPrng, type SimParams } from './params.js';
 import { applyEntry, emptySmState, encodeSmState, snapshotState, type SmState } from './state-machine.js';
@@ -125,6 +124,7 @@ export class SimNode {
       }),
     );
     this.alive = true;
+    this.pausedUntil = 0; // a restarted process is not stopped
     this.host.schedule(this.host.now() + this.crashPrng.next() * this.tickMs, this.event('tick'));
   }
 

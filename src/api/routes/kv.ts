@@ -5,6 +5,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { Command, KvStore, TxnCommand } from '../../store/index.js';
 import { decodeCommand, encodeCommand, failureToError, isApplyFailure } from '../../store/index.js';
+import { touchesReserved } from '../../lease/index.js';
 import { KeelError } from '../../util/errors.js';
 import { internalProposePath, type Proposer } from '../forward.js';
 import {
@@ -45,8 +46,31 @@ export function requestIdOf(request: FastifyRequest): string {
   return header;
 }
 
+/**
+ * User writes may not touch the lease layer's reserved keys (`_keel/`): a put or delete of one, or a prefix delete
+ * whose range covers them (prefix '' or '_'), is bad input (400). The store refuses them again at apply.
+ */
+export function checkUserWrite(key: string, prefix: boolean): void {
+  if (!touchesReserved(key, prefix)) return;
+  const what = prefix ? `the prefix "${key}" covers the reserved keys _keel/` : `"${key}" is a reserved key`;
+  throw new KeelError('INVALID_ARGUMENT', `${what}: only the lease, lock, election and service APIs write there`);
+}
+
+/** The user-write check of every key a put, delete or txn command would change (extensions are not user writes). */
+function checkUserWrites(cmd: Command): void {
+  if (cmd.kind === 'put') checkUserWrite(cmd.key, false);
+  else if (cmd.kind === 'deleteRange') checkUserWrite(cmd.key, cmd.prefix);
+  else if (cmd.kind === 'txn') {
+    for (const op of [...cmd.success, ...cmd.failure]) {
+      if ('put' in op) checkUserWrite(op.put.key, false);
+      else if ('delete' in op) checkUserWrite(op.delete.key, op.delete.prefix ?? false);
+    }
+  }
+}
+
 /** Proposes a command and returns its result, turning a recorded refusal into the KeelError it stands for. */
 export async function write<T>(backend: KvBackend, request: FastifyRequest, cmd: Command): Promise<T> {
+  checkUserWrites(cmd);
   const command = encodeCommand({ requestId: requestIdOf(request), cmd });
   const result = await backend.proposer.propose(command);
   if (isApplyFailure(result)) throw failureToError(result);
@@ -128,6 +152,18 @@ export const kvRoutes: FastifyPluginAsync<{ backend: KvBackend }> = async (app, 
     const result = await write<{ revision: number }>(backend, request, { kind: 'compact', revision: request.body.revision });
     return withRevision(reply, result.revision).send(result);
   });
+
+  // Diagnostics: a hash of the whole KV state at a revision (default: current). Two nodes that applied the same
+  // entries answer the same hash for the same revision (S5); `keel` and the tests compare them.
+  app.get<{ Querystring: { revision?: number } }>(
+    '/v1/debug/hash',
+    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { revision: { type: 'integer', minimum: 0 } } } } },
+    async (request, reply) => {
+      const revision = request.query.revision ?? store.revision();
+      const hash = await store.stateHash(revision);
+      return withRevision(reply, store.revision()).send({ revision, hash });
+    },
+  );
 
   // Followers forward encoded commands here. The command is decoded and validated again: nothing that would
   // not pass the public routes' checks reaches the log through this door.

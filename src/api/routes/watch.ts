@@ -1,6 +1,7 @@
 // Watch streams (shared/API.md "Watch"): GET /v1/watch/<key> as NDJSON (default) or SSE (Accept:
 // text/event-stream). Every matching revision exactly once, in order; all events of one revision are written in
-// one chunk; `progress` lines when idle; `compacted` then the end when fromRevision is gone. The socket's own
+// one chunk; `progress` lines when idle; 410 COMPACTED when fromRevision is already compacted at open, and
+// `compacted` then the end when a compaction overtakes the catch-up of an open stream. The socket's own
 // backpressure paces the watcher (we pull the next message only after the last one was flushed); a consumer too
 // slow for the watcher's bounded buffer gets an `error` line with `resumeRevision` and the stream ends.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
@@ -105,7 +106,16 @@ export const watchRoutes: FastifyPluginAsync<{ backend: WatchBackend }> = async 
     checkKey(key, 'key', prefix);
     const sse = (request.headers.accept ?? '').includes('text/event-stream');
     const lastEventId = Number(request.headers['last-event-id']);
-    const fromRevision = query.fromRevision ?? (sse && Number.isSafeInteger(lastEventId) && lastEventId > 0 ? lastEventId + 1 : undefined);
+    // fromRevision=0 means "from now", exactly like no fromRevision (etcd's start revision 0): `created` comes first.
+    const fromQuery = query.fromRevision === 0 ? undefined : query.fromRevision;
+    const fromRevision = fromQuery ?? (sse && Number.isSafeInteger(lastEventId) && lastEventId > 0 ? lastEventId + 1 : undefined);
+    // A start revision that is already compacted is refused before the stream opens, with the 410 every read
+    // below the compact revision gets (API.md: "reads or watches below it get 410"). A compaction that overtakes
+    // a watch still catching up after it opened is reported in the stream: a `compacted` line, then the end.
+    const compactRevision = backend.store.compactRevision();
+    if (fromRevision !== undefined && fromRevision < compactRevision) {
+      throw new KeelError('COMPACTED', `revision ${fromRevision} is compacted`, { compactRevision });
+    }
     const watcher = backend.store.watch({ key, prefix, fromRevision, prevKv: query.prevKv === true });
     reply.hijack();
     const raw = reply.raw;

@@ -1,15 +1,20 @@
-// Goal: each entry's changes, revision and appliedIndex are persisted together, so after a restart (or a crash
-// between entries) appliedIndex and data agree, and replaying the log from any point rebuilds the same state
-// without applying anything twice; a restore cut short is detected and discarded on open.
+// Goal: each apply() call's changes, revision and appliedIndex are persisted together (one atomic batch), so
+// after a restart or a crash appliedIndex and data agree and sit at a call boundary, and replaying the log from
+// any point rebuilds the same state without applying anything twice; a restore cut short is detected and
+// discarded on open.
 // Method: apply, close, reopen and compare appliedIndex/revision/stateHash; replay overlapping entry ranges into
-// a reopened store; forge an interrupted restore and an unsupported format directly in LevelDB.
+// a reopened store; SIGKILL a child process that is applying calls, at random points, reopen and compare with a
+// reference; forge an interrupted restore and an unsupported format directly in LevelDB.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ClassicLevel } from 'classic-level';
 import t from 'tap';
 import type { Entry } from '../../../src/raft/index.js';
 import { KvStore } from '../../../src/store/index.js';
 import { be8, metaKey } from '../../../src/store/keys.js';
 import { SeededPrng } from '../../../src/util/prng.js';
-import { commandEntry, deleteCmd, noopEntry, putCmd, tempDir } from './helpers.js';
+import { commandEntry, deleteCmd, killCallSize, killLog, noopEntry, putCmd, tempDir } from './helpers.js';
 
 function entries(count: number): Entry[] {
   const prng = new SeededPrng(7);
@@ -101,4 +106,50 @@ void t.test('close() during an apply waits for it, so what apply answered is wha
   store = await KvStore.open(dir);
   t.teardown(() => store.close());
   t.equal(store.appliedIndex(), 50);
+});
+
+/**
+ * Runs kill-child.ts on `dir` and SIGKILLs it `delayMs` after it has reported `calls` more written calls (so
+ * somewhere in a later call: building its batch or writing it); returns the last appliedIndex it reported.
+ */
+async function runAndKill(dir: string, calls: number, delayMs: number): Promise<number> {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'kill-child.ts'), dir], {
+    cwd: path.resolve(here, '../../..'),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let reported = 0;
+  let seen = 0;
+  let buffered = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString('utf8');
+    const lines = buffered.split('\n');
+    buffered = lines.pop()!;
+    for (const line of lines) {
+      reported = Number(line);
+      if (++seen === calls) setTimeout(() => child.kill('SIGKILL'), delayMs);
+    }
+  });
+  const [code, signal] = await new Promise<[number | null, string | null]>((resolve) => {
+    child.on('exit', (c, s) => resolve([c, s]));
+  });
+  if (signal !== 'SIGKILL') throw new Error(`the child ended on its own (code ${code}) before it was killed`);
+  return reported;
+}
+
+void t.test('SIGKILL while applying: the store reopens at a call boundary, with the state of that point', async (t) => {
+  const dir = tempDir(t);
+  const log = killLog();
+  const prng = new SeededPrng(11);
+  for (let round = 0; round < 3; round++) {
+    const reported = await runAndKill(dir, prng.int(2, 12), prng.int(0, 5));
+    const store = await KvStore.open(dir);
+    const applied = store.appliedIndex();
+    t.ok(applied >= reported, `round ${round}: applied ${applied} includes every reported call (last ${reported})`);
+    t.equal(applied % killCallSize, 0, `round ${round}: applied ${applied} is a call boundary`);
+    const reference = await KvStore.open(tempDir(t));
+    await reference.apply(log.slice(0, applied));
+    t.same(await store.snapshot(), await reference.snapshot(), `round ${round}: the state of entry ${applied}`);
+    await Promise.all([store.close(), reference.close()]);
+  }
 });

@@ -65,3 +65,18 @@ export class Applier {
     return result as PutResult;
   }
 }
+
+/** Entries per apply() call in the kill test (crash-safety.test.ts and kill-child.ts). */
+export const killCallSize = 64;
+
+/** The log of the kill test: puts of 1 KiB values (so a call's batch spans several LevelDB log blocks) and deletes. */
+export function killLog(): Entry[] {
+  const value = 'x'.repeat(1024);
+  const out: Entry[] = [];
+  for (let index = 1; index <= 50_000; index++) {
+    const key = `k${(index * 7919) % 500}`;
+    const cmd = index % 10 === 0 ? deleteCmd(key) : putCmd(key, `${index}:${value}`);
+    out.push(commandEntry(index, cmd, `kill-${index}`));
+  }
+  return out;
+}
