@@ -92,11 +92,27 @@ function eventText(line: { type: 'put' | 'delete'; kv: KV; prevKv?: KV; revision
   return line.type === 'put' ? `PUT ${line.kv.key} = ${line.kv.value} (rev ${line.revision})${prev}` : `DELETE ${line.kv.key} (rev ${line.revision})${prev}`;
 }
 
+const hostOf = (endpoint: string): string => endpoint.replace(/^https?:\/\//, '');
+
+/** The start revision is gone, whether the server said so with a 410 answer or with a `compacted` line. */
+function compactedError(cursor: WatchCursor, compactRevision: unknown): KeelError {
+  const hint = typeof compactRevision === 'number' ? `--from-revision ${compactRevision} or later` : 'a later --from-revision';
+  return new KeelError('COMPACTED', `revision ${cursor.revision ?? '?'} is compacted: watch again with ${hint}, or without it`, {
+    ...(typeof compactRevision === 'number' && { compactRevision }),
+  });
+}
+
+/** Why a stream failed, in a few words: for a transport failure, the socket's own error. */
+function failureText(err: unknown): string {
+  const cause = isKeelError(err) && err.details.transport === true ? err.cause : err;
+  return cause instanceof Error ? cause.message : String(cause);
+}
+
 function parseLine(text: string, endpoint: string): WatchLine {
   try {
     return JSON.parse(text) as WatchLine;
   } catch (err) {
-    throw new KeelError('INTERNAL', `${endpoint} sent a watch line that is not JSON: ${text.slice(0, 200)}`, {}, { cause: err });
+    throw new KeelError('INTERNAL', `${hostOf(endpoint)} sent a watch line that is not JSON: ${text.slice(0, 200)}`, {}, { cause: err });
   }
 }
 
@@ -115,16 +131,11 @@ function handleLine(line: WatchLine, cursor: WatchCursor, options: WatchOptions,
       if (cursor.event(line.revision)) process.stdout.write(`${asJson ? JSON.stringify(line) : eventText(line)}\n`);
       return null;
     case 'compacted':
-      throw new KeelError(
-        'COMPACTED',
-        `revision ${cursor.revision ?? '?'} is compacted (history before ${line.compactRevision} is gone): ` +
-          `watch again with --from-revision ${line.compactRevision} or later, or without it`,
-        { compactRevision: line.compactRevision },
-      );
+      throw compactedError(cursor, line.compactRevision);
     case 'error': {
       const { code, message, ...details } = line.error;
-      if (code === 'UNAVAILABLE') return `${endpoint} ended the watch (${message})`;
-      throw new KeelError(code in errorCatalog ? (code as ErrorCode) : 'INTERNAL', `the watch failed on ${endpoint}: ${message}`, details);
+      if (code === 'UNAVAILABLE') return `${hostOf(endpoint)} ended the watch (${message})`;
+      throw new KeelError(code in errorCatalog ? (code as ErrorCode) : 'INTERNAL', `the watch failed on ${hostOf(endpoint)}: ${message}`, details);
     }
     default:
       return null; // a message type this CLI does not know yet: not an event, nothing to print
@@ -162,10 +173,12 @@ async function streamOnce(client: HttpClient, endpoint: string, key: string, cur
         if (reason !== null) return { reason, hasDelivered };
       }
     }
-    return { reason: `${endpoint} ended the stream`, hasDelivered };
+    return { reason: `${hostOf(endpoint)} ended the stream`, hasDelivered };
   } catch (err) {
-    if (signal.aborted || !isRetriable(err)) throw err;
-    return { reason: `lost ${endpoint} (${(err as Error).message})`, hasDelivered };
+    if (signal.aborted) throw err;
+    if (isKeelError(err, 'COMPACTED')) throw compactedError(cursor, err.details.compactRevision);
+    if (!isRetriable(err)) throw err;
+    return { reason: `lost ${hostOf(endpoint)} (${failureText(err)})`, hasDelivered };
   }
 }
 
@@ -187,7 +200,7 @@ async function follow(client: HttpClient, options: WatchOptions, key: string, si
     }
     const delayMs = Math.min(failures === 0 ? 0 : 100 * 2 ** (failures - 1), backoffMaxMs, options.retryMs - waitedMs);
     failures++;
-    const next = endpoints[(index + 1) % endpoints.length]!.replace(/^https?:\/\//, '');
+    const next = hostOf(endpoints[(index + 1) % endpoints.length]!);
     const from = cursor.revision === null ? 'now' : `revision ${cursor.revision}`;
     process.stderr.write(`keel: watch: ${outcome.reason}; resuming on ${next} from ${from}${delayMs > 0 ? ` in ${delayMs} ms` : ''}\n`);
     await sleep(delayMs, undefined, { signal });

@@ -27,8 +27,8 @@ export interface ApiDeps {
 
 // Query strings are text: "true" and "5" are coerced to their schema types. Bodies are JSON: a wrong type
 // there is the client's mistake and gets 400, so nothing is coerced.
-const queryAjv = new Ajv({ coerceTypes: true, allErrors: false, removeAdditional: false, useDefaults: false });
-const bodyAjv = new Ajv({ coerceTypes: false, allErrors: false, removeAdditional: false, useDefaults: false });
+const queryAjv = new Ajv({ coerceTypes: true, allowUnionTypes: true, allErrors: false, removeAdditional: false, useDefaults: false });
+const bodyAjv = new Ajv({ coerceTypes: false, allowUnionTypes: true, allErrors: false, removeAdditional: false, useDefaults: false });
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({

@@ -7,7 +7,7 @@
 // in time. Writes that must not outlive the lock carry `fence: {lock, token}` and are refused once it is lost.
 import type { HttpClient } from '../client.js';
 import { KeelError, isKeelError } from '../util/errors.js';
-import { linkedController } from './delay.js';
+import { delay, linkedController } from './delay.js';
 import type { Lease, LeasesApi } from './lease.js';
 import { segment } from './paths.js';
 import type { FenceToken, LockAcquired, LockState } from './types.js';
@@ -87,15 +87,27 @@ export async function acquireWithLease(
   const lease = await leases.grant(options.ttl ?? 10);
   // The lease going away ends the wait too: an acquire for a dead lease can only fail.
   const controller = linkedController(options.signal, lease.signal);
+  const deadlineMs = Date.now() + (options.waitMs ?? serverWaitMsDefault);
   try {
-    const response = await http.call<Record<string, unknown>>(
-      'POST',
-      path,
-      { ...body, lease: lease.id, ...(options.waitMs !== undefined && { waitMs: options.waitMs }) },
-      { signal: controller.signal, timeoutMs: (options.waitMs ?? serverWaitMsDefault) + 5_000 },
-    );
-    if (lease.signal.aborted) throw lease.signal.reason;
-    return { lease, answer: response.body };
+    for (let attempt = 0; ; attempt++) {
+      // The first attempt leaves the wait to the server's default when none was given; a retry asks for what is left.
+      const waitMs = attempt === 0 ? options.waitMs : Math.max(0, deadlineMs - Date.now());
+      try {
+        const response = await http.call<Record<string, unknown>>(
+          'POST',
+          path,
+          { ...body, lease: lease.id, ...(waitMs !== undefined && { waitMs }) },
+          { signal: controller.signal, timeoutMs: (waitMs ?? serverWaitMsDefault) + 5_000 },
+        );
+        if (lease.signal.aborted) throw lease.signal.reason;
+        return { lease, answer: response.body };
+      } catch (err) {
+        // The node we waited on went away mid-wait (HttpClient fails over only within its retry window). Acquiring
+        // again with the same lease is safe: the server gives a lease its existing place in the queue back.
+        if (!isKeelError(err, 'UNAVAILABLE') || controller.signal.aborted || Date.now() >= deadlineMs) throw err;
+        await delay(100, controller.signal);
+      }
+    }
   } catch (err) {
     await revokeQuietly(lease);
     throw err;

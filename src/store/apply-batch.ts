@@ -7,11 +7,12 @@
 //     -> ApplyBatch (the entries of the call applied so far)
 //       -> LevelDB (the state as of the previous batch)
 //
-// Each layer overlays the current versions of the keys it changed (CurrentOverlay: point reads, ranges and the
-// lease index are merged through it), and the batch also overlays every raw key it will write (get(): the dedupe
-// table). So a later entry reads exactly what it would have read had the earlier ones been written one batch per
-// entry, makes exactly the same ops, and the final content of the database is the same however the driver splits
-// the entries into calls (LevelDB applies a batch's ops in order: a key written twice holds the last value).
+// Each layer overlays the current versions of the keys it changed (CurrentOverlay in overlay.ts: point reads,
+// ranges and the lease index are merged through it), and the batch also overlays every raw key it will write
+// (get(): the dedupe table). So a later entry reads exactly what it would have read had the earlier ones been
+// written one batch per entry, makes exactly the same ops, and the final content of the database is the same
+// however the driver splits the entries into calls (LevelDB applies a batch's ops in order: a key written twice
+// holds the last value).
 //
 // The metadata the store mirrors in memory (StoreState) is tracked as numbers and written once per batch with its
 // final value, only if some entry of the batch moved it (as that entry's own batch would have). Watch events and
@@ -21,59 +22,10 @@ import { assert } from '../util/assert.js';
 import type { BatchOp } from './apply-context.js';
 import type { KV, StoreEvent } from './commands.js';
 import type { Bytes, KeyRange } from './keys.js';
-import { be8, compareBytes, fromUtf8, inRange, metaKey, utf8 } from './keys.js';
+import { be8, fromUtf8, metaKey, utf8 } from './keys.js';
 import type { ReadView } from './mvcc.js';
 import type { StoreState } from './open.js';
-
-export interface Overlaid {
-  readonly bytes: Bytes;
-  /** null = deleted in this layer. */
-  readonly kv: KV | null;
-}
-
-/** The current versions a layer changed, by user key, and how to merge them over the layer below. */
-export class CurrentOverlay {
-  private readonly byKey = new Map<string, Overlaid>();
-
-  get size(): number {
-    return this.byKey.size;
-  }
-
-  lookup(key: string): Overlaid | undefined {
-    return this.byKey.get(key);
-  }
-
-  set(key: string, bytes: Bytes, kv: KV | null): void {
-    this.byKey.set(key, { bytes, kv });
-  }
-
-  /** Takes over every change of `upper`, a layer on top of this one (so its changes are newer). */
-  absorb(upper: CurrentOverlay): void {
-    for (const [key, overlaid] of upper.byKey) this.byKey.set(key, overlaid);
-  }
-
-  /** `below` (the live keys of `range` under this layer, in key order) with this layer's changes, in key order. */
-  overRange(below: KV[], range: KeyRange): KV[] {
-    const changed: [string, Overlaid][] = [];
-    for (const entry of this.byKey) if (inRange(range, entry[1].bytes)) changed.push(entry);
-    if (changed.length === 0) return below;
-    const merged = new Map<string, { bytes: Bytes; kv: KV }>();
-    for (const kv of below) merged.set(kv.key, { bytes: utf8(kv.key), kv });
-    for (const [key, { bytes, kv }] of changed) {
-      if (kv === null) merged.delete(key);
-      else merged.set(key, { bytes, kv });
-    }
-    return [...merged.values()].sort((a, b) => compareBytes(a.bytes, b.bytes)).map((entry) => entry.kv);
-  }
-
-  /** Applies this layer's changes to `keys`, the keys attached to `lease` under it (user key -> bytes). */
-  overLease(keys: Map<string, Bytes>, lease: number): void {
-    for (const [key, { bytes, kv }] of this.byKey) {
-      if (kv !== null && kv.lease === lease) keys.set(key, bytes);
-      else keys.delete(key);
-    }
-  }
-}
+import { CurrentOverlay } from './overlay.js';
 
 /** The key a raw LevelDB key has in the overlay: latin1 maps each byte to one char, so it is one-to-one. */
 function rawId(dbKey: Bytes): string {

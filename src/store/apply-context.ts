@@ -25,7 +25,7 @@ import {
   utf8,
 } from './keys.js';
 import type { ApplyBatch } from './apply-batch.js';
-import { CurrentOverlay } from './apply-batch.js';
+import { CurrentOverlay } from './overlay.js';
 
 export type BatchOp = { type: 'put'; key: Bytes; value: Bytes } | { type: 'del'; key: Bytes };
 

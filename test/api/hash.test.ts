@@ -20,7 +20,7 @@ const prng = new SeededPrng(seed);
 
 const cluster = await startCluster(t, { raft: { snapshotEntries: 300, snapshotKeepEntries: 50 } });
 t.teardown(closeHttp);
-await cluster.waitForLeader(15_000);
+await cluster.waitForLeader(60_000);
 
 const keys = Array.from({ length: 40 }, (_, i) => `hash/${['a', 'b', 'c', 'd'][i % 4]}/${i}`);
 const pick = <T>(list: readonly T[]): T => list[prng.int(0, list.length - 1)]!;
@@ -97,7 +97,7 @@ void t.test('random workload with restarts: every node ends with the same state 
   const workers = Array.from({ length: 4 }, () => worker(t));
   try {
     await sleep(1_500);
-    const firstLeader = await cluster.waitForLeader(10_000);
+    const firstLeader = await cluster.waitForLeader(60_000);
     const follower = cluster.nodes.map((n) => n.id).find((id) => id !== firstLeader)!;
     await restart(t, follower);
     await sleep(1_000);
@@ -106,11 +106,11 @@ void t.test('random workload with restarts: every node ends with the same state 
     const compactRevision = Math.max(1, (status?.revision ?? 1) - 100);
     const compacted = await call(cluster.node(firstLeader).client, 'POST', '/v1/compact', { body: { revision: compactRevision } });
     t.ok(compacted.status === 200 || compacted.status === 503, `compact at ${compactRevision}: ${compacted.status}`);
-    await cluster.waitForLeader(15_000);
+    await cluster.waitForLeader(60_000);
     await sleep(1_500);
-    const leader = await cluster.waitForLeader(15_000);
+    const leader = await cluster.waitForLeader(60_000);
     await restart(t, leader);
-    await cluster.waitForLeader(15_000);
+    await cluster.waitForLeader(60_000);
     await sleep(2_000);
   } finally {
     running = false;
@@ -119,7 +119,7 @@ void t.test('random workload with restarts: every node ends with the same state 
   t.comment(`outcomes: ${JSON.stringify(Object.fromEntries(outcomes))}`);
   t.ok((outcomes.get('200') ?? 0) >= 200, `enough writes were acknowledged (${outcomes.get('200') ?? 0})`);
 
-  await waitForApplied(cluster, 30_000);
+  await waitForApplied(cluster, 60_000);
   const statuses = await Promise.all(cluster.nodes.map((n) => cluster.status(n.id)));
   t.ok(statuses.every((s) => s !== null), 'every node answers');
   const revisions = statuses.map((s) => s!.revision);

@@ -15,7 +15,8 @@ import { expectError, expectOk } from './expect.js';
 
 const cluster = await startCluster(t);
 t.teardown(closeHttp);
-const { leader, followers } = await roles(cluster);
+// Generous: on a loaded 2-core machine (other real-process test files run in parallel) startup can take seconds.
+const { leader, followers } = await roles(cluster, 60_000);
 const targets = [
   { via: 'leader', address: cluster.node(leader).client, other: cluster.node(followers[0]!).client },
   { via: 'follower', address: cluster.node(followers[0]!).client, other: cluster.node(leader).client },

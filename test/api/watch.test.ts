@@ -189,23 +189,22 @@ void t.test('progress lines every progressMs when idle', async (t) => {
   const stream = watch(followerAddress, 'w4/idle', '?progressMs=200');
   const created = await stream.next();
   const openedAt = performance.now();
-  const progress1 = await stream.next(2_000);
-  t.equal(progress1.type, 'progress');
-  t.equal(progress1.revision, created.revision, 'progress revision = the store revision (nothing written)');
-  const progress2 = await stream.next(2_000);
+  const progress = [await stream.next(5_000), await stream.next(5_000), await stream.next(5_000)];
   const elapsed = performance.now() - openedAt;
-  t.equal(progress2.type, 'progress');
-  t.ok(elapsed < 1_500, `two progress lines within ${Math.round(elapsed)} ms at progressMs=200`);
+  t.same(progress.map((l) => l.type), ['progress', 'progress', 'progress']);
+  t.same(progress.map((l) => l.revision), [created.revision, created.revision, created.revision], 'progress revision = the store revision (nothing written)');
+  // Ideally 600 ms; the bound leaves room for a loaded machine but is far below the 10 s default.
+  t.ok(elapsed < 3_000, `three progress lines within ${Math.round(elapsed)} ms at progressMs=200`);
   // Writes to other keys move the progress revision to the new store revision.
   const written = await put(leaderAddress, 'w4/other', 'x');
-  await stream.until((lines) => lines.some((l) => l.type === 'progress' && l.revision >= written.revision), 3_000);
+  await stream.until((lines) => lines.some((l) => l.type === 'progress' && l.revision >= written.revision), 5_000);
   const later = stream.lines.filter((l) => l.type === 'progress').at(-1)!;
   t.equal(later.revision, written.revision, 'progress reports the revision all events up to which were delivered');
   t.notOk(stream.lines.some((l) => l.type === 'put'), 'no event for other keys');
   // The key's own event, then progress again at its revision.
   const own = await put(leaderAddress, 'w4/idle', 'y');
   await stream.until((lines) => lines.some((l) => l.type === 'put'));
-  await stream.until((lines) => lines.at(-1)!.type === 'progress', 3_000);
+  await stream.until((lines) => lines.at(-1)!.type === 'progress', 5_000);
   const revisions = stream.lines.map((l) => l.revision as number);
   t.same(revisions, [...revisions].sort((a, b) => a - b), 'progress and event revisions never go backwards');
   t.equal(stream.lines.at(-1)!.revision, own.revision, 'progress after the event reports its revision');
@@ -272,7 +271,7 @@ void t.test('a watch on a follower from an old revision gets every revision once
     while (performance.now() < deadline) await step();
   }));
   const last = Math.max(...expected.map((e) => e.revision));
-  await stream.until((lines) => lastEventRevision(lines) >= last, 15_000);
+  await stream.until((lines) => lastEventRevision(lines) >= last, 60_000);
   await sleep(200);
   const want = expected.filter((e) => e.revision >= from).sort((a, b) => a.revision - b.revision);
   const got = received(stream.lines);
@@ -311,7 +310,7 @@ void t.test('1,000 concurrent watchers on one node get the same events; closing 
   const reference = JSON.stringify(watchers[0]!.lines.slice(1));
   t.ok(watchers.every((w) => JSON.stringify(w.lines.slice(1)) === reference), 'identical lines on every watcher');
   watchers.forEach((w) => w.close());
-  const deadline = performance.now() + 10_000;
+  const deadline = performance.now() + 30_000;
   let now = await metrics();
   while (now !== baseline && performance.now() < deadline) {
     await sleep(100);
@@ -371,7 +370,7 @@ void t.test('a compaction that overtakes a catching-up watch ends it with a comp
   const compactAt = expected.at(-1)!.revision;
   expectOk(t, await call(leaderAddress, 'POST', '/v1/compact', { body: { revision: compactAt } }), 'compact');
   // Let the follower apply the compaction before the watch reads on.
-  const deadline = performance.now() + 5_000;
+  const deadline = performance.now() + 30_000;
   while (((await cluster.status(followers[0]!))?.compactRevision ?? 0) < compactAt && performance.now() < deadline) await sleep(50);
   stream.resume();
   await stream.ended;
@@ -382,7 +381,7 @@ void t.test('a compaction that overtakes a catching-up watch ends it with a comp
   t.ok(got.length > 0 && got.length < expected.length, `delivered ${got.length} of ${expected.length} revisions before the compaction`);
   t.same(got, expected.slice(0, got.length), 'what was delivered is a gap-free prefix of the history');
   t.ok(got.at(-1)!.revision + 1 < compactAt, 'the skipped revisions are reported, not silently dropped');
-  const again = await call(followerAddress, 'GET', `/v1/watch/${prefix}?prefix=true&fromRevision=${from}`, { timeoutMs: 5_000 });
+  const again = await call(followerAddress, 'GET', `/v1/watch/${prefix}?prefix=true&fromRevision=${from}`, { timeoutMs: 30_000 });
   t.equal(expectError(t, again, 'COMPACTED', 'a new watch from there').compactRevision, compactAt);
   const fromCompact = watch(followerAddress, prefix, `?prefix=true&fromRevision=${compactAt}`);
   const first = await fromCompact.next();

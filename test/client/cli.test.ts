@@ -52,6 +52,7 @@ void t.test('keel lease, service, lock and elect', async (t) => {
     t.equal(first.code, 0, first.stderr);
     t.match(first.stdout, /^\d+\n$/, 'stdout is the fence (keel notes go to stderr)');
     const second = await keel(endpoints, ['lock', 'deploy', '--ttl', '3', '--', 'sh', '-c', 'echo $KEEL_FENCE']);
+    t.equal(second.code, 0, second.stderr);
     t.ok(Number(second.stdout) > Number(first.stdout), `fences increase: ${first.stdout.trim()} < ${second.stdout.trim()}`);
     const failing = await keel(endpoints, ['lock', 'deploy', '--', 'sh', '-c', 'exit 3']);
     t.equal(failing.code, 3, 'the command exit code');

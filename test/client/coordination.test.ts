@@ -1,7 +1,8 @@
 // Goal: the coordination helpers of KeelClient work against a real cluster: a Lease's automatic keepalive keeps
 // its keys alive well past the TTL, and they go once keepalives stop; a lease revoked behind the client's back is
 // reported lost (LEASE_NOT_FOUND) through its signal; withLock excludes concurrent holders, hands out strictly
-// increasing fences that guard writes, and aborts the function (and rejects) when the lock's lease is lost;
+// increasing fences that guard writes, and aborts the function (and rejects) when the lock's lease is lost; a
+// lock waiter keeps its place when the node it waits on is killed;
 // registerService shows up in discovery (weighted picking by `weight`), stays past its TTL while the handle
 // heartbeats, and disappears promptly after close(); elections elect one candidate at a time and observe() sees
 // each leader.
@@ -88,6 +89,29 @@ void t.test('withLock: mutual exclusion, increasing fences, fenced writes, abort
   t.ok(sawAbort, `fn was aborted through its signal ${Date.now() - lossAt} ms after the loss`);
   const state = await client.locks.state('jobs');
   t.equal(state.holder, null, 'the lock is free again');
+});
+
+void t.test('locks: a waiter survives the kill -9 of the node it waits on', async (t) => {
+  const cluster = await startCluster(t);
+  const leader = await cluster.waitForLeader(30_000);
+  const victim = cluster.nodes.find((n) => n.id !== leader)!;
+  const holderClient = new KeelClient(cluster.nodes.filter((n) => n !== victim).map((n) => n.client));
+  const waiterClient = new KeelClient([victim.client, ...cluster.nodes.filter((n) => n !== victim).map((n) => n.client)]);
+  t.teardown(async () => {
+    await holderClient.close();
+    await waiterClient.close();
+  });
+  const held = await holderClient.locks.acquire('ha', { ttl: 5 });
+  const waiting = waiterClient.locks.acquire('ha', { ttl: 5, waitMs: 60_000 });
+  await waitFor('the waiter to queue', 10_000, async () => ((await holderClient.locks.state('ha')).waiters >= 2 ? true : null));
+  await sleep(6_000); // past the HttpClient's own fail-over window: the re-acquire in acquireWithLease must do it
+  await cluster.kill(victim.id, 'SIGKILL');
+  await sleep(1_000);
+  await held.release();
+  const got = await waiting;
+  t.ok(got.fence > held.fence, `the waiter got the lock after its node died (fence ${held.fence} -> ${got.fence})`);
+  t.ok(got.isHeld);
+  await got.release();
 });
 
 void t.test('registerService: discovered, kept alive past its TTL, gone after close()', async (t) => {

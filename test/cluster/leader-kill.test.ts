@@ -36,8 +36,16 @@ void t.test('kill -9 of the leader: a new leader within 3 election timeouts, wri
     t.ok(writeMs <= electionBoundMs, `round ${round}: first write acknowledged ${Math.round(writeMs)} ms after the kill (bound ${electionBoundMs})`);
     t.comment(`round ${round}: kill -9 of the leader → new leader ${Math.round(electedMs)} ms, → first acknowledged write ${Math.round(writeMs)} ms`);
 
-    // The old leader comes back as a follower and catches up.
+    // The survivors' view of the membership shows the dead node as unreachable.
     const killed = leader;
+    const seen = await waitFor(`${newLeader} to report ${killed} unreachable`, 5_000, async () => {
+      const s = await cluster.status(newLeader);
+      const member = s?.members.find((m) => m.id === killed);
+      return member !== undefined && !member.reachable ? member : null;
+    });
+    t.equal(seen.reachable, false, `round ${round}: ${newLeader} reports the killed ${killed} as unreachable`);
+
+    // The old leader comes back as a follower and catches up.
     cluster.start(killed);
     const commitIndex = (await cluster.status(newLeader))!.commitIndex;
     await waitFor(`${killed} to apply up to ${commitIndex}`, 15_000, async () => {

@@ -25,6 +25,8 @@ const electionTimeoutMaxMs = 2 * electionTicks * tickMs;
 
 const cluster = await startCluster(t, { raft: { tickMs, electionTicks } });
 t.teardown(closeHttp);
+// Generous: on a loaded 2-core machine (other real-process test files run in parallel) startup can take seconds.
+await roles(cluster, 60_000);
 
 /** Takes the next stream line and the time it arrived. */
 async function nextEvent(stream: Stream, timeoutMs: number): Promise<{ line: Record<string, any>; at: number }> { // eslint-disable-line @typescript-eslint/no-explicit-any

@@ -42,8 +42,8 @@ export async function call(address: string, method: string, path: string, option
     headers,
     body,
     dispatcher: agent,
-    headersTimeout: options.timeoutMs ?? 15_000,
-    bodyTimeout: options.timeoutMs ?? 15_000,
+    headersTimeout: options.timeoutMs ?? 30_000,
+    bodyTimeout: options.timeoutMs ?? 30_000,
   });
   const text = await response.body.text();
   let json: unknown;
@@ -67,14 +67,14 @@ export function keyPath(key: string): string {
   return key.split('/').map(encodeURIComponent).join('/');
 }
 
-/** The leader's id and the ids of the others, once every node agrees. */
-export async function roles(cluster: TestCluster, timeoutMs = 15_000): Promise<{ leader: string; followers: string[] }> {
+/** The leader's id and the ids of the others, once every node agrees (generous: a loaded 2-core machine starts slowly). */
+export async function roles(cluster: TestCluster, timeoutMs = 60_000): Promise<{ leader: string; followers: string[] }> {
   const leader = await cluster.waitForLeader(timeoutMs);
   return { leader, followers: cluster.nodes.map((n) => n.id).filter((id) => id !== leader) };
 }
 
 /** Waits until every running node has applied everything the leader had committed when this was called. */
-export async function waitForApplied(cluster: TestCluster, timeoutMs = 15_000): Promise<void> {
+export async function waitForApplied(cluster: TestCluster, timeoutMs = 30_000): Promise<void> {
   const leader = await cluster.waitForLeader(timeoutMs);
   const target = (await cluster.status(leader))?.commitIndex ?? Infinity;
   const deadline = performance.now() + timeoutMs;
@@ -162,7 +162,7 @@ export class Stream {
   }
 
   /** The next message not yet taken; rejects after `timeoutMs` or when the stream ends first. */
-  async next(timeoutMs = 10_000): Promise<StreamLine> {
+  async next(timeoutMs = 30_000): Promise<StreamLine> {
     const deadline = performance.now() + timeoutMs;
     while (this.taken >= this.lines.length) {
       if (this.isEnded) throw new Error(`stream ended after ${this.lines.length} lines`);
@@ -174,7 +174,7 @@ export class Stream {
   }
 
   /** Waits until `predicate` holds over all lines received so far. */
-  async until(predicate: (lines: readonly StreamLine[]) => boolean, timeoutMs = 10_000): Promise<void> {
+  async until(predicate: (lines: readonly StreamLine[]) => boolean, timeoutMs = 30_000): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     while (!predicate(this.lines)) {
       const left = deadline - performance.now();
@@ -186,7 +186,7 @@ export class Stream {
   }
 
   /** Waits until the response head arrived. */
-  async opened(timeoutMs = 10_000): Promise<void> {
+  async opened(timeoutMs = 30_000): Promise<void> {
     const deadline = performance.now() + timeoutMs;
     while (this.response === null && !this.isEnded) {
       const left = deadline - performance.now();

@@ -45,6 +45,8 @@ export interface WorkloadHost {
   checkRead(read: ReadRecord, readIndex: number, state: SmState): void;
   /** The node a client touched (so the cluster runs its checks). */
   touched(node: SimNode): void;
+  /** Traces client operations in verbose replays only (the text is built only then). */
+  note(text: () => string): void;
 }
 
 export class Workload {
@@ -102,19 +104,19 @@ export class Workload {
       this.wakeAfter(client, this.think());
       return;
     }
+    // The time-out first: an answer (even one given at once, inside the call) supersedes it.
+    this.wakeAfter(client, opTimeoutMs);
     if (this.prng.next() < this.host.params.readRatio) {
-      state.waiting = this.read(client, running[this.prng.int(0, running.length - 1)]!);
+      this.read(client, running[this.prng.int(0, running.length - 1)]!);
     } else {
       const leaders = running.filter((n) => n.core.role === 'leader');
       const pool = leaders.length > 0 && this.prng.next() < 0.9 ? leaders : running;
-      state.waiting = this.write(client, pool[this.prng.int(0, pool.length - 1)]!);
+      this.write(client, pool[this.prng.int(0, pool.length - 1)]!);
     }
-    if (state.waiting === null) this.wakeAfter(client, this.think());
-    else this.wakeAfter(client, opTimeoutMs);
   }
 
-  /** Proposes; returns the record to wait for, or null if the node refused at once. */
-  private write(client: number, node: SimNode): WriteRecord | null {
+  /** Proposes a command or a batch; the client waits for the last one. */
+  private write(client: number, node: SimNode): void {
     const count = this.prng.next() < this.host.params.batchRatio ? this.prng.int(2, 4) : 1;
     const now = this.host.now();
     const records: WriteRecord[] = [];
@@ -123,6 +125,7 @@ export class Workload {
       records.push({ id, client, node: node.id, proposedAt: now, index: 0, term: 0, status: 'pending', reason: '', ackAt: 0 });
     }
     this.writes.push(...records);
+    this.clients[client]!.waiting = records[records.length - 1]!;
     let ticket: { index: number; term: number };
     try {
       const data = records.map((r) => encodeCommand(r.id));
@@ -130,8 +133,10 @@ export class Workload {
     } catch (err) {
       if (!isKeelError(err, 'UNAVAILABLE')) throw err;
       for (const record of records) this.settle(record, 'failed', `refused: ${err.message}`);
-      return null;
+      this.host.note(() => `client ${client}: ${node.id} refused ${records.map((r) => r.id).join(',')}: ${err.message}`);
+      return;
     }
+    this.host.note(() => `client ${client}: ${node.id} took ${records.map((r) => r.id).join(',')} at (${ticket.index}, ${ticket.term})`);
     const pending = this.pendingOf(node);
     records.forEach((record, i) => {
       record.index = ticket.index + i;
@@ -140,19 +145,19 @@ export class Workload {
     });
     node.pump();
     this.host.touched(node);
-    return records[records.length - 1]!;
   }
 
-  private read(client: number, node: SimNode): ReadRecord {
+  private read(client: number, node: SimNode): void {
     const context = `r${client}.${++this.sequence}`;
     const record: ReadRecord = {
       context, client, node: node.id, startedAt: this.host.now(), minIndex: this.maxAckedIndex, status: 'pending',
     };
     this.reads.push(record);
     this.readsByContext.set(context, record);
+    this.clients[client]!.waiting = record;
+    this.host.note(() => `client ${client}: read ${context} on ${node.id} (must see ${record.minIndex})`);
     node.read(context);
     this.host.touched(node);
-    return record;
   }
 
   private pendingOf(node: SimNode): Map<number, WriteRecord> {
@@ -168,6 +173,7 @@ export class Workload {
   private settle(record: WriteRecord, status: WriteRecord['status'], reason: string): void {
     record.status = status;
     record.reason = reason;
+    if (status !== 'failed' || record.index > 0) this.host.note(() => `write ${record.id}: ${status} ${reason}`);
     this.answered(record);
     if (status !== 'ok') return;
     record.ackAt = this.host.now();
@@ -207,6 +213,7 @@ export class Workload {
     if (read === undefined) return;
     this.readsByContext.delete(context);
     read.status = 'ok';
+    this.host.note(() => `read ${context}: read index ${readIndex}, served at ${state.index}`);
     this.host.checkRead(read, readIndex, state);
     this.answered(read);
   }
@@ -216,6 +223,7 @@ export class Workload {
     if (read === undefined) return;
     this.readsByContext.delete(context);
     read.status = 'failed';
+    this.host.note(() => `read ${context}: failed`);
     this.answered(read);
   }
 

@@ -79,6 +79,7 @@ export class SimCluster implements NodeHost, WorkloadHost, NemesisHost {
   private readonly nodeMap = new Map<NodeId, SimNode>();
   private readonly nodeList: SimNode[] = [];
   private pendingTransfers: { to: NodeId; term: number; at: number }[] = [];
+  private readonly roles = new Map<SimNode, string>();
   private time = 0;
   private phase: 'faulty' | 'healed' | 'ended' = 'faulty';
 
@@ -230,6 +231,7 @@ export class SimCluster implements NodeHost, WorkloadHost, NemesisHost {
 
   /** The checks that run after every step of a node. */
   private afterStep(node: SimNode): void {
+    if (this.options.verbose === true) this.noteRole(node);
     const leader = this.safety.afterStep(node);
     if (leader !== null && leader.kind === 'firstCommit') {
       if (this.phase === 'faulty') this.nemesis.onLeaderFirstCommit(node, leader.term);
@@ -246,6 +248,15 @@ export class SimCluster implements NodeHost, WorkloadHost, NemesisHost {
       this.pendingTransfers = this.pendingTransfers.filter((t) => t !== transfer && this.time - t.at < 1000);
     }
     for (const entry of this.safety.newConfChanges.splice(0)) this.onConfCommitted(entry);
+  }
+
+  /** Verbose replays: every role or term change of a node. */
+  private noteRole(node: SimNode): void {
+    if (node.raft === null || !node.alive) return;
+    const role = `${node.raft.role}@${node.raft.term}`;
+    if (this.roles.get(node) === role) return;
+    this.roles.set(node, role);
+    this.trace(`${node.id} is ${node.raft.role} in term ${node.raft.term} (log ${node.raft.log.lastIndex()}@${node.raft.log.lastTerm()})`);
   }
 
   private onConfCommitted(entry: Entry): void {
@@ -363,6 +374,10 @@ export class SimCluster implements NodeHost, WorkloadHost, NemesisHost {
 
   touched(node: SimNode): void {
     this.afterStep(node);
+  }
+
+  note(text: () => string): void {
+    if (this.options.verbose === true) this.trace(text());
   }
 
   // ---- NemesisHost ------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ import { isKeelError } from '../../../src/util/errors.js';
 import { FakeRaft, ManualClock, eventually, openLayer, sleep } from './layer-helpers.js';
 import { SerialLog } from './helpers.js';
 
-const ext = (name: string, body: unknown): Command => ({ kind: 'ext', name, body });
 const put = (key: string, value: string, lease = 0): Command => ({ kind: 'put', key, value, lease, prevKv: false });
 
 /**

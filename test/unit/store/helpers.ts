@@ -69,11 +69,14 @@ export class Applier {
 /** Entries per apply() call in the kill test (crash-safety.test.ts and kill-child.ts). */
 export const killCallSize = 64;
 
-/** The log of the kill test: puts of 1 KiB values (so a call's batch spans several LevelDB log blocks) and deletes. */
+/**
+ * The log of the kill test (64 calls, more than its 3 rounds of at most 12 calls each use): puts of 1 KiB values
+ * (so a call's batch spans several LevelDB log blocks) and deletes.
+ */
 export function killLog(): Entry[] {
   const value = 'x'.repeat(1024);
   const out: Entry[] = [];
-  for (let index = 1; index <= 50_000; index++) {
+  for (let index = 1; index <= 64 * killCallSize; index++) {
     const key = `k${(index * 7919) % 500}`;
     const cmd = index % 10 === 0 ? deleteCmd(key) : putCmd(key, `${index}:${value}`);
     out.push(commandEntry(index, cmd, `kill-${index}`));
