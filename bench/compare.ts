@@ -11,11 +11,12 @@ import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BenchCluster, BenchNode } from './lib/cluster.js';
 import { ensureEtcd, startEtcdCluster } from './lib/etcd-cluster.js';
+import { CpuMeter, leaderFsyncs, waitForQuiet, type FsyncStats } from './lib/diagnostics.js';
 import { closeHttp, sleep } from './lib/http.js';
 import { startKeelCluster } from './lib/keel-cluster.js';
 import type { Measurement } from './lib/load.js';
 import { machineInfo, repoRoot } from './lib/machine.js';
-import { renderProfile, summariseProfile } from './lib/cpu-profile.js';
+import { monotonicUs, renderProfile, summariseProfile } from './lib/cpu-profile.js';
 import { checkTargets, ratios, renderNotes, renderTable, type Row } from './lib/report.js';
 import { residentMemory, Supervisor } from './lib/supervisor.js';
 import { putLoad, keySpace, valueBytes, type StepTimes } from './scenarios/put.js';
@@ -29,6 +30,8 @@ interface Options {
   readonly keelOnly: boolean;
   readonly profile: boolean;
   readonly keep: boolean;
+  /** Minutes to wait for other processes to go quiet before starting (0: do not wait). */
+  readonly waitQuietMinutes: number;
   readonly times: StepTimes;
   readonly argv: readonly string[];
 }
@@ -46,14 +49,17 @@ const log = (line: string): void => {
 };
 
 function parseOptions(argv: readonly string[]): Options {
-  const number = (name: string, fallback: number): number => {
+  const number = (name: string, fallback: number, valueOptional = false): number => {
     const i = argv.indexOf(`--${name}`);
-    if (i < 0) return fallback;
-    const value = Number(argv[i + 1]);
+    // An option whose value is optional is off (0) when absent, and `fallback` when given bare.
+    if (i < 0) return valueOptional ? 0 : fallback;
+    const next = argv[i + 1];
+    if (valueOptional && (next === undefined || next.startsWith('--'))) return fallback;
+    const value = Number(next);
     if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} needs a number of seconds`);
     return value;
   };
-  const known = ['--quick', '--keel-only', '--profile', '--keep', '--seconds', '--warmup', '--help'];
+  const known = ['--quick', '--keel-only', '--profile', '--keep', '--seconds', '--warmup', '--wait-quiet', '--help'];
   for (const arg of argv) {
     if (arg.startsWith('--') && !known.includes(arg)) throw new Error(`unknown option ${arg} (try --help)`);
   }
@@ -63,6 +69,7 @@ function parseOptions(argv: readonly string[]): Options {
     keelOnly: argv.includes('--keel-only'),
     profile: argv.includes('--profile'),
     keep: argv.includes('--keep'),
+    waitQuietMinutes: number('wait-quiet', 10, true),
     times: { seconds: number('seconds', quick ? 3 : 10), warmupSeconds: number('warmup', quick ? 1 : 2) },
     argv,
   };
@@ -173,6 +180,8 @@ async function compare(supervisor: Supervisor, options: Options): Promise<void> 
   const machine = machineInfo();
   const notes: string[] = [];
   const { keel, etcd } = await startClusters(supervisor, options, notes);
+  const meter = new CpuMeter();
+  for (const node of [...keel.nodes, ...(etcd?.nodes ?? [])]) meter.track(node.child.pid);
   const rows: Row[] = [];
   const specs = rowSpecs(options);
   for (const [i, spec] of specs.entries()) {
@@ -189,7 +198,12 @@ async function compare(supervisor: Supervisor, options: Options): Promise<void> 
     rows.push({ id: spec.id, label: spec.label, keel: measured.keel, etcd: measured.etcd });
   }
   rows.push({ id: 'leader-rss', label: 'leader RSS after the run (MiB)', unit: 'MiB', keel: await rssOf(keel), etcd: etcd === null ? null : await rssOf(etcd) });
+  const cpu = meter.read();
+  const fsyncs = { keel: await fsyncsOf(keel), etcd: etcd === null ? [] : await fsyncsOf(etcd) };
   await Promise.all([keel.stop(), etcd?.stop()]);
+  if (cpu.foreignBusyCores > 0.25) {
+    warnNote(notes, `other processes kept ${cpu.foreignBusyCores} cores busy on average during the run (of ${machine.nproc}): expect noise`);
+  }
 
   const table = renderTable(rows);
   const allNotes = [...notes, ...renderNotes(rows)];
@@ -213,6 +227,7 @@ async function compare(supervisor: Supervisor, options: Options): Promise<void> 
     },
     rows: rows.map((row) => ({ ...row, ratios: ratios(row) })),
     targets,
+    diagnostics: { cpu, leaderFsyncs: fsyncs },
     notes: allNotes,
     table,
   };
@@ -225,6 +240,9 @@ async function compare(supervisor: Supervisor, options: Options): Promise<void> 
     '',
     table,
     '',
+    `CPU during the run: ${cpu.machineBusyCores} of ${machine.nproc} cores busy on average, ${cpu.benchBusyCores} by the benchmark (both clusters and the load generator), ${cpu.foreignBusyCores} by other processes; load average at start ${cpu.loadAverageStart.join(' ')}`,
+    `leader fsyncs: Keel ${fsyncText(fsyncs.keel)}; etcd ${fsyncText(fsyncs.etcd)}`,
+    '',
     ...allNotes.map((n) => `- ${n}`),
     ...(allNotes.length > 0 ? [''] : []),
     'targets (issue #7):',
@@ -234,6 +252,25 @@ async function compare(supervisor: Supervisor, options: Options): Promise<void> 
     '',
   ];
   process.stdout.write(lines.join('\n'));
+}
+
+function warnNote(notes: string[], note: string): void {
+  log(`WARNING ${note}`);
+  notes.push(note);
+}
+
+async function fsyncsOf(cluster: BenchCluster): Promise<FsyncStats[]> {
+  try {
+    return await leaderFsyncs(cluster);
+  } catch (err) {
+    log(`could not read ${cluster.api.system} leader metrics: ${(err as Error).message}`);
+    return [];
+  }
+}
+
+function fsyncText(stats: readonly FsyncStats[]): string {
+  if (stats.length === 0) return 'n/a';
+  return stats.map((s) => `${s.metric.replace(/_duration_seconds$/, '')} ${s.count} × ${s.meanMs ?? 'n/a'} ms`).join(', ');
 }
 
 async function rssOf(cluster: BenchCluster): Promise<Measurement> {
@@ -249,8 +286,16 @@ async function profile(supervisor: Supervisor, options: Options): Promise<void> 
   const keel = await startKeelCluster(supervisor, { cpuProfDir: profileDir });
   const leader = await keel.leader(30_000);
   log(`Keel cluster up (every node under --cpu-prof), leader ${leader.id}; put c64 for ${options.times.seconds} s after ${options.times.warmupSeconds} s warm-up`);
-  const measured = await putLoad(keel, leader, 64, options.times);
+  await putLoad(keel, leader, 64, { seconds: options.times.warmupSeconds, warmupSeconds: 0 });
+  // Only the measured step counts: start-up (module loading, schema compilation), warm-up and shutdown do not.
+  const meter = new CpuMeter();
+  for (const node of keel.nodes) meter.track(node.child.pid);
+  const window = { fromUs: monotonicUs(), toUs: 0 };
+  const measured = await putLoad(keel, leader, 64, { seconds: options.times.seconds, warmupSeconds: 0 });
+  window.toUs = monotonicUs();
+  const cpu = meter.read();
   log(`put c64: ${describe(measured)}`);
+  log(`CPU: ${cpu.machineBusyCores} cores busy on average, ${cpu.benchBusyCores} by the benchmark, ${cpu.foreignBusyCores} by other processes`);
   const after = await keel.leader(10_000).catch(() => null);
   if (after?.id !== leader.id) log(`WARNING: leader changed during the step (${leader.id} -> ${after?.id ?? 'none'})`);
   await keel.stop();
@@ -260,19 +305,20 @@ async function profile(supervisor: Supervisor, options: Options): Promise<void> 
   const stamp = timestamp();
   const saved = path.join(resultsDir(), `${stamp}-keel-leader-put-c64.cpuprofile`);
   copyFileSync(path.join(leaderDir, file), saved);
-  const summary = summariseProfile(saved, 30);
+  const summary = summariseProfile(saved, 30, window);
   const out = path.join(resultsDir(), `${stamp}-profile.json`);
-  writeFileSync(out, `${JSON.stringify({ machine: machineInfo(), leader: leader.id, putC64: measured, summary }, null, 2)}\n`);
+  writeFileSync(out, `${JSON.stringify({ machine: machineInfo(), leader: leader.id, putC64: measured, cpu, window, summary }, null, 2)}\n`);
   process.stdout.write(`\n${renderProfile(summary)}\n\nprofile: ${path.relative(process.cwd(), saved)} (open in Chrome DevTools > Performance)\nsummary: ${path.relative(process.cwd(), out)}\n`);
 }
 
-const usage = `usage: npm run bench [-- --quick | --keel-only | --profile | --seconds N | --warmup N | --keep]
+const usage = `usage: npm run bench [-- --quick | --keel-only | --profile | --seconds N | --warmup N | --keep | --wait-quiet [M]]
   (no option)   the full comparison with etcd, about 5 minutes
   --quick       a subset (put c1/c64, reads, watch, lock) with 3 s steps, about 1 minute
   --keel-only   do not install or run etcd (ratios n/a)
   --profile     Keel only: the leader under put c64 with node --cpu-prof; prints the top self-time functions
   --seconds N   seconds per measured step (default 10, --quick 3); --warmup N: warm-up seconds (default 2, --quick 1)
   --keep        keep the temp dirs (data and logs of every node) for a post-mortem
+  --wait-quiet [M]  first wait up to M minutes (default 10) until other processes use < 0.3 cores
 `;
 
 async function main(): Promise<void> {
@@ -281,10 +327,18 @@ async function main(): Promise<void> {
     process.stdout.write(usage);
     return;
   }
-  const options = parseOptions(argv);
+  let options: Options;
+  try {
+    options = parseOptions(argv);
+  } catch (err) {
+    process.stderr.write(`bench: ${(err as Error).message}\n${usage}`);
+    process.exitCode = 2;
+    return;
+  }
   const supervisor = new Supervisor();
   supervisor.keepDirs = options.keep;
   try {
+    if (options.waitQuietMinutes > 0) await waitForQuiet(options.waitQuietMinutes, 0.3, log);
     if (options.profile) await profile(supervisor, options);
     else await compare(supervisor, options);
   } catch (err) {

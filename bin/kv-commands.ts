@@ -141,7 +141,7 @@ async function txnCommand(client: HttpClient, options: TxnOptions): Promise<void
   try {
     body = JSON.parse(text);
   } catch (err) {
-    throw new KeelError('INVALID_ARGUMENT', `the txn body is not JSON: ${(err as Error).message}`);
+    throw new KeelError('INVALID_ARGUMENT', `the txn body is not JSON: ${(err as Error).message.replace(/\s+/g, ' ')}`);
   }
   const { body: result } = await client.call<TxnResult>('POST', '/v1/txn', body);
   const header = `${result.succeeded ? 'SUCCEEDED' : 'FAILED'} revision ${result.revision}`;

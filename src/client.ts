@@ -74,7 +74,7 @@ export class HttpClient {
       } catch (err) {
         lastError = err;
         if (options.signal?.aborted === true) throw options.signal.reason;
-        const retriable = !isKeelError(err) || (err.code === 'UNAVAILABLE' && err.details.transport === true);
+        const retriable = !isKeelError(err) || err.details.transport === true;
         const unavailable = isKeelError(err, 'UNAVAILABLE');
         if (!(retriable || unavailable) || Date.now() >= deadline) throw err;
         if ((attempt + 1) % this.endpoints.length === 0) await sleep(100);
@@ -98,7 +98,7 @@ export class HttpClient {
       });
     } catch (err) {
       if (options.signal?.aborted === true) throw options.signal.reason;
-      throw new KeelError('UNAVAILABLE', `cannot reach ${endpoint}: ${(err as Error).message}`, { transport: true }, { cause: err });
+      throw transportError(endpoint, method, err);
     }
     const text = await response.body.text();
     const parsed = parseJson(text);
@@ -149,6 +149,20 @@ export class HttpClient {
   async close(): Promise<void> {
     await this.agent.close();
   }
+}
+
+const notSentCodes = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/**
+ * A request that failed in transport. If the connection was never made, nothing was sent (UNAVAILABLE: not
+ * applied). Otherwise a write may have reached the server and been applied (TIMEOUT); retrying it with the same
+ * request id is still safe, and `call()` does.
+ */
+function transportError(endpoint: string, method: string, err: unknown): KeelError {
+  const code = (err as { code?: string }).code ?? '';
+  const message = `cannot reach ${endpoint}: ${(err as Error).message}`;
+  if (method === 'GET' || notSentCodes.has(code)) return new KeelError('UNAVAILABLE', message, { transport: true }, { cause: err });
+  return new KeelError('TIMEOUT', `${message} (the write may have been applied)`, { transport: true }, { cause: err });
 }
 
 function parseJson(text: string): unknown {

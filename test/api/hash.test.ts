@@ -1,13 +1,15 @@
 // Goal: state machine safety on real processes (RELIABILITY.md S5): after a randomized write workload (puts,
-// single and prefix deletes, txns with compares, a compaction) sent through random nodes, with a follower and
-// then the leader restarted gracefully (SIGTERM, then start) in the middle, every node holds the same revision
-// and the same state hash (/v1/debug/hash) at the current revision and at past revisions.
-// Method: one real three-node cluster with small snapshot thresholds, so that snapshots are taken during the
-// run and a restarted node may catch up from one. Four concurrent workers draw operations from a seeded PRNG
-// (the seed is printed; KEEL_SEED=<seed> replays the same operation mix, not the same interleaving) and send each
-// to a random running node; refusals that faults explain (503, 504, a refused connection) are tolerated, a 500
-// never is. Once the workers stop, the test waits until every node's appliedIndex reaches the leader's
-// commitIndex, then compares revisions, hashes at a sample of revisions, and the full key listing.
+// single and prefix deletes, txns with compares, a compaction, short leases that expire or are revoked with their
+// keys) sent through random nodes, with a follower and then the leader restarted gracefully (SIGTERM, then start)
+// in the middle, every node holds the same revision and the same state hash (/v1/debug/hash) at the current
+// revision and at past revisions.
+// Method: one real three-node cluster with small snapshot thresholds, so that snapshots are taken during the run
+// and a restarted node usually catches up from one (the counts are printed). Four concurrent workers draw
+// operations from a seeded PRNG (the seed is printed; KEEL_SEED=<seed> replays the same operation mix, not the
+// same interleaving) and send each to a random running node; refusals that faults explain (503, 504, a refused
+// connection, a lease that expired meanwhile) are tolerated, a 500 never is. Once the workers stop and every lease
+// is revoked, the test waits until every node's appliedIndex reaches the leader's commitIndex, then compares
+// revisions, hashes at a sample of revisions, and the full key listing.
 import { randomInt } from 'node:crypto';
 import t, { type Test } from 'tap';
 import { sleep, startCluster } from '../helpers/cluster.js';
@@ -18,18 +20,24 @@ const seed = Number(process.env.KEEL_SEED ?? randomInt(2 ** 31));
 t.comment(`seed ${seed} (KEEL_SEED=${seed} replays the operation mix)`);
 const prng = new SeededPrng(seed);
 
-const cluster = await startCluster(t, { raft: { snapshotEntries: 300, snapshotKeepEntries: 50 } });
+const cluster = await startCluster(t, { raft: { snapshotEntries: 100, snapshotKeepEntries: 10 } });
 t.teardown(closeHttp);
 await cluster.waitForLeader(60_000);
 
 const keys = Array.from({ length: 40 }, (_, i) => `hash/${['a', 'b', 'c', 'd'][i % 4]}/${i}`);
 const pick = <T>(list: readonly T[]): T => list[prng.int(0, list.length - 1)]!;
 
+/** Leases granted so far (some expire during the run: the leader proposes their expiry through the log). */
+const leases: number[] = [];
+
 /** One random request: [method, path, body]. */
 function randomOperation(): [string, string, unknown] {
   const roll = prng.int(1, 100);
   const key = pick(keys);
   const value = `v${prng.int(0, 1_000_000)}-${'x'.repeat(prng.int(0, 200))}`;
+  if (roll <= 3) return ['POST', '/v1/leases', { ttl: prng.int(1, 3) }];
+  if (roll <= 10 && leases.length > 0) return ['PUT', `/v1/kv/${keyPath(key)}`, { value, lease: pick(leases) }];
+  if (roll <= 11 && leases.length > 0) return ['DELETE', `/v1/leases/${pick(leases)}`, undefined];
   if (roll <= 50) return ['PUT', `/v1/kv/${keyPath(key)}`, { value, ...(prng.int(0, 3) === 0 && { prevKv: true }) }];
   if (roll <= 60) return ['DELETE', `/v1/kv/${keyPath(key)}`, undefined];
   if (roll <= 63) return ['DELETE', `/v1/kv/hash/${pick(['a', 'b', 'c', 'd'])}/${prng.int(1, 3)}?prefix=true`, undefined];
@@ -75,6 +83,7 @@ async function worker(t: Test): Promise<void> {
       if (answer.status === 200 && typeof answer.json?.revision === 'number') {
         highestAcknowledged = Math.max(highestAcknowledged, answer.json.revision);
       }
+      if (answer.status === 201 && path === '/v1/leases') leases.push(answer.json.id);
       if (answer.status >= 500 && answer.status !== 503 && answer.status !== 504) {
         t.fail(`${method} ${path} via ${node.id} answered ${answer.status}: ${answer.text.slice(0, 300)}`);
       }
@@ -89,7 +98,7 @@ async function worker(t: Test): Promise<void> {
 async function restart(t: Test, id: string): Promise<void> {
   const { code, ms } = await cluster.stop(id);
   t.equal(code, 0, `${id} stopped gracefully with exit code 0 (${Math.round(ms)} ms)`);
-  await sleep(1_500); // writes go on without it
+  await sleep(2_500); // writes go on without it (long enough to need a snapshot to catch up)
   cluster.start(id);
 }
 
@@ -116,7 +125,12 @@ void t.test('random workload with restarts: every node ends with the same state 
     running = false;
     await Promise.all(workers);
   }
-  t.comment(`outcomes: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+  // No lease may expire while the nodes are compared: revoke every one still alive (404: already gone).
+  for (const lease of leases) {
+    const revoked = await call(cluster.node(cluster.running()[0]!.id).client, 'DELETE', `/v1/leases/${lease}`);
+    t.ok(revoked.status === 200 || revoked.status === 404, `revoke lease ${lease}: ${revoked.status}`);
+  }
+  t.comment(`outcomes: ${JSON.stringify(Object.fromEntries(outcomes))}; ${leases.length} leases granted`);
   t.ok((outcomes.get('200') ?? 0) >= 200, `enough writes were acknowledged (${outcomes.get('200') ?? 0})`);
 
   await waitForApplied(cluster, 60_000);

@@ -70,6 +70,29 @@ for (const { via, address } of targets) {
     t.equal(await currentRevision(address), r4, 'revision unchanged');
   });
 
+  void t.test(`via ${via}: the KV lease field, and txn compares on it`, async (t) => {
+    const granted = expectOk(t, await call(address, 'POST', '/v1/leases', { body: { ttl: 300 } }), 'grant a lease', 201);
+    const lease = granted.json.id as number;
+    t.ok(Number.isSafeInteger(lease) && lease > 0, `lease id ${lease}`);
+    const key = `${p}leased`;
+    const r1 = expectOk(t, await put(key, { value: 'held', lease }), 'put with the lease').json.revision as number;
+    t.same((await get(key)).json.kv, { key, value: 'held', createRevision: r1, modRevision: r1, version: 1, lease });
+    const listed = expectOk(t, await get(key, '?prefix=true'), 'list');
+    t.equal(listed.json.kvs[0].lease, lease, 'lists carry the lease too');
+    const held = await call(address, 'GET', `/v1/leases/${lease}`);
+    t.ok(held.status === 200 && (held.json.keys as string[]).includes(key), 'the lease lists the key');
+    const compare = (op: string, value: number): unknown => ({ compare: [{ key, target: 'lease', op, value }], success: [{ get: { key } }], failure: [] });
+    t.equal(expectOk(t, await txn(compare('==', lease)), 'lease == id').json.succeeded, true);
+    t.equal(expectOk(t, await txn(compare('>', 0)), 'lease > 0').json.succeeded, true);
+    t.equal(expectOk(t, await txn(compare('!=', lease)), 'lease != id').json.succeeded, false);
+    t.equal(expectOk(t, await txn(compare('<', lease)), 'lease < id').json.succeeded, false);
+    const r2 = expectOk(t, await put(key, { value: 'free' }), 'put without a lease detaches it').json.revision as number;
+    t.same((await get(key)).json.kv, { key, value: 'free', createRevision: r1, modRevision: r2, version: 2, lease: 0 });
+    t.equal(expectOk(t, await txn(compare('==', 0)), 'lease == 0 after detaching').json.succeeded, true);
+    expectOk(t, await call(address, 'DELETE', `/v1/leases/${lease}`), 'revoke');
+    t.same((await get(key)).json.kv.value, 'free', 'a detached key survives the revoke');
+  });
+
   void t.test(`via ${via}: prefix lists with limit, more, count, keysOnly, countOnly, sort and order`, async (t) => {
     const base = `${p}list/`;
     // Created out of key order, and one key updated, so that key, createRevision and modRevision orders differ.

@@ -94,11 +94,11 @@ async function storeRevision(address: string): Promise<number> {
 
 void t.test('created line, then events for the key only', async (t) => {
   const key = 'w1/key';
-  const before = await storeRevision(leaderAddress);
+  const before = await storeRevision(followerAddress);
   const stream = watch(followerAddress, key);
   // fromRevision=0 means "from now", like no fromRevision (etcd's start revision 0): it starts with `created` too.
-  const fromZero = watch(otherFollowerAddress, key, '?fromRevision=0');
-  const everything = openStream(leaderAddress, '/v1/watch?prefix=true');
+  const fromZero = watch(followerAddress, key, '?fromRevision=0');
+  const everything = openStream(followerAddress, '/v1/watch?prefix=true');
   streams.push(everything);
   const created = await stream.next();
   t.same(await fromZero.next(), { type: 'created', revision: before }, 'fromRevision=0: created line');

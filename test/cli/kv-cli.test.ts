@@ -111,19 +111,22 @@ void t.test('key-value commands against a 3-node cluster', async (t) => {
     t.equal(put.code, 0, put.stderr);
     const putRevision = Number(/^OK revision (\d+)\n$/.exec(put.stdout)?.[1]);
     t.ok(putRevision > 0, `put prints "OK revision N": ${put.stdout}`);
-    t.same(await run(['get', 'app/a']), { code: 0, stdout: 'app/a = hello\n', stderr: '' });
-
-    const json = await run(['get', 'app/a', '--json']);
+    // Independent reads run side by side: each CLI run is a process start (slow on a busy machine).
+    const [text, json, missing, missingJson] = await Promise.all([
+      run(['get', 'app/a']),
+      run(['get', 'app/a', '--json']),
+      run(['get', 'app/missing']),
+      run(['get', 'app/missing', '--json']),
+    ]);
+    t.same(text, { code: 0, stdout: 'app/a = hello\n', stderr: '' });
     t.equal(json.code, 0);
     const body = JSON.parse(json.stdout) as { kv: { value: string; modRevision: number; version: number }; revision: number };
     t.match(body, { kv: { key: 'app/a', value: 'hello', createRevision: putRevision, modRevision: putRevision, version: 1, lease: 0 } });
     t.ok(body.revision >= putRevision, 'the JSON carries the revision the answer reflects');
 
-    const missing = await run(['get', 'app/missing']);
     t.equal(missing.code, 1, 'a missing key exits 1');
     t.equal(missing.stdout, '');
     t.match(missing.stderr, /^keel: KEY_NOT_FOUND: /);
-    const missingJson = await run(['get', 'app/missing', '--json']);
     t.equal(missingJson.code, 1);
     t.equal((JSON.parse(missingJson.stderr) as { error: { code: string } }).error.code, 'KEY_NOT_FOUND');
 
@@ -131,10 +134,13 @@ void t.test('key-value commands against a 3-node cluster', async (t) => {
     t.match(second.stdout, /^OK revision \d+\nprev: app\/a = hello\n$/);
     const secondJson = await run(['put', 'app/a', 'again', '--prev-kv', '--json']);
     t.match(JSON.parse(secondJson.stdout), { revision: Number, prevKv: { key: 'app/a', value: 'world', version: 2 } });
-    t.match((await run(['get', 'app/a', '--revision', String(putRevision)])).stdout, 'app/a = hello\n', '--revision reads the past');
-    t.equal((await run(['get', 'app/a', '--serializable'])).code, 0);
-
-    const stdin = await run(['put', 'app/b c', '-'], 'line 1\nline 2\n');
+    const [past, serializable, stdin] = await Promise.all([
+      run(['get', 'app/a', '--revision', String(putRevision)]),
+      run(['get', 'app/a', '--serializable']),
+      run(['put', 'app/b c', '-'], 'line 1\nline 2\n'),
+    ]);
+    t.equal(past.stdout, 'app/a = hello\n', '--revision reads the past');
+    t.equal(serializable.code, 0);
     t.equal(stdin.code, 0, stdin.stderr);
     t.equal(JSON.parse((await run(['get', 'app/b c', '--json'])).stdout).kv.value, 'line 1\nline 2\n', '"-" reads the value from stdin as is');
   });
@@ -151,39 +157,47 @@ void t.test('key-value commands against a 3-node cluster', async (t) => {
     t.equal((await run(['put', 'cas/k', 'v2', '--if-mod-revision', String(revision)])).code, 0);
     t.equal((await run(['put', 'cas/k', 'v3', '--if-version', '2'])).code, 0);
     t.equal((await run(['put', 'cas/k', 'v4', '--if-version', '2'])).code, 1);
-    t.match((await run(['put', 'cas/k', 'v', '--lease', '987654321'])).stderr, /^keel: LEASE_NOT_FOUND: /);
-    const badNumber = await run(['put', 'cas/k', 'v', '--if-version', 'two']);
+    const [lease, badNumber] = await Promise.all([run(['put', 'cas/k', 'v', '--lease', '987654321']), run(['put', 'cas/k', 'v', '--if-version', 'two'])]);
+    t.match(lease.stderr, /^keel: LEASE_NOT_FOUND: /);
     t.equal(badNumber.code, 1, 'a bad number is refused before any request');
     t.match(badNumber.stderr, /integer/);
   });
 
   await t.test('get over a prefix', async (t) => {
     for (const [key, value] of [['list/b', '2'], ['list/a', '1'], ['list/c', '3']]) t.equal((await run(['put', key!, value!])).code, 0);
-    t.equal((await run(['get', 'list/', '--prefix'])).stdout, 'list/a = 1\nlist/b = 2\nlist/c = 3\n');
-    t.equal((await run(['get', 'list/', '--prefix', '--keys-only'])).stdout, 'list/a\nlist/b\nlist/c\n');
-    t.equal((await run(['get', 'list/', '--prefix', '--count-only'])).stdout, '3\n');
-    t.equal((await run(['get', 'list/', '--prefix', '--sort', 'modRevision', '--order', 'desc', '--keys-only'])).stdout, 'list/c\nlist/a\nlist/b\n');
-    const limited = await run(['get', 'list/', '--prefix', '--limit', '1']);
+    const [all, keysOnly, countOnly, sorted, limited, limitedJson, verbose, empty, flagWithoutPrefix, badSort] = await Promise.all([
+      run(['get', 'list/', '--prefix']),
+      run(['get', 'list/', '--prefix', '--keys-only']),
+      run(['get', 'list/', '--prefix', '--count-only']),
+      run(['get', 'list/', '--prefix', '--sort', 'modRevision', '--order', 'desc', '--keys-only']),
+      run(['get', 'list/', '--prefix', '--limit', '1']),
+      run(['get', 'list/', '--prefix', '--limit', '1', '--json']),
+      run(['get', 'list/', '--prefix', '--verbose']),
+      run(['get', 'nothing/', '--prefix']),
+      run(['get', 'list/a', '--limit', '1']),
+      run(['get', 'list/', '--prefix', '--sort', 'size']),
+    ]);
+    t.equal(all.stdout, 'list/a = 1\nlist/b = 2\nlist/c = 3\n');
+    t.equal(keysOnly.stdout, 'list/a\nlist/b\nlist/c\n');
+    t.equal(countOnly.stdout, '3\n');
+    t.equal(sorted.stdout, 'list/c\nlist/a\nlist/b\n');
     t.equal(limited.stdout, 'list/a = 1\n');
     t.match(limited.stderr, /2 more keys not shown/);
-    t.match(JSON.parse((await run(['get', 'list/', '--prefix', '--limit', '1', '--json'])).stdout), { kvs: [{ key: 'list/a' }], count: 3, more: true });
-    const verbose = await run(['get', 'list/', '--prefix', '--verbose']);
+    t.match(JSON.parse(limitedJson.stdout), { kvs: [{ key: 'list/a' }], count: 3, more: true });
     t.match(verbose.stdout, /^KEY +VALUE +CREATE_REV +MOD_REV +VERSION +LEASE\nlist\/a +1 +\d+ +\d+ +1 +0\n/);
     t.match(verbose.stdout, /3 of 3 keys at revision \d+\n$/);
-    t.equal((await run(['get', 'nothing/', '--prefix'])).stdout, '', 'an empty range prints nothing');
-    const flagWithoutPrefix = await run(['get', 'list/a', '--limit', '1']);
+    t.same(empty, { code: 0, stdout: '', stderr: '' }, 'an empty range prints nothing');
     t.equal(flagWithoutPrefix.code, 1);
     t.match(flagWithoutPrefix.stderr, /INVALID_ARGUMENT: --limit needs --prefix/);
-    t.equal((await run(['get', 'list/', '--prefix', '--sort', 'size'])).code, 1, 'unknown --sort targets are refused');
+    t.equal(badSort.code, 1, 'unknown --sort targets are refused');
   });
 
   await t.test('del', async (t) => {
-    for (const key of ['gone/a', 'gone/b', 'gone/c']) await run(['put', key, `v-${key}`]);
+    await Promise.all(['gone/a', 'gone/b', 'gone/c', 'gone/d'].map((key) => run(['put', key, `v-${key}`])));
     t.same(await run(['del', 'gone/a']), { code: 0, stdout: '1\n', stderr: '' });
     t.same(await run(['del', 'gone/a']), { code: 0, stdout: '0\n', stderr: '' }, 'deleting nothing is not an error');
+    t.match(JSON.parse((await run(['del', 'gone/d', '--prev-kv', '--json'])).stdout), { revision: Number, deleted: 1, prevKvs: [{ key: 'gone/d', value: 'v-gone/d' }] });
     t.equal((await run(['del', 'gone/', '--prefix', '--prev-kv'])).stdout, '2\ngone/b = v-gone/b\ngone/c = v-gone/c\n');
-    await run(['put', 'gone/d', 'x']);
-    t.match(JSON.parse((await run(['del', 'gone/d', '--prev-kv', '--json'])).stdout), { revision: Number, deleted: 1, prevKvs: [{ key: 'gone/d', value: 'x' }] });
   });
 
   await t.test('txn from stdin and --file', async (t) => {
@@ -200,14 +214,17 @@ void t.test('key-value commands against a 3-node cluster', async (t) => {
     t.teardown(() => rmSync(dir, { recursive: true, force: true }));
     const file = path.join(dir, 'txn.json');
     writeFileSync(file, JSON.stringify(body));
-    const failed = await run(['txn', '--file', file]);
+    const [failed, failedJson, notJson, badShape] = await Promise.all([
+      run(['txn', '--file', file]),
+      run(['txn', '--file', file, '--json']),
+      run(['txn'], '{nope'),
+      run(['txn'], JSON.stringify({ success: [{ bogus: {} }] })),
+    ]);
     t.equal(failed.code, 0, 'a failed compare is an answer, not an error (as etcdctl)');
     t.match(failed.stdout, /^FAILED revision \d+\nget: 1 key\n {2}txn\/k = 2\n$/);
-    t.match(JSON.parse((await run(['txn', '--file', file, '--json'])).stdout), { succeeded: false, results: [{ get: { count: 1 } }] });
-    const notJson = await run(['txn'], '{nope');
+    t.match(JSON.parse(failedJson.stdout), { succeeded: false, results: [{ get: { count: 1 } }] });
     t.equal(notJson.code, 1);
     t.match(notJson.stderr, /^keel: INVALID_ARGUMENT: the txn body is not JSON/);
-    const badShape = await run(['txn'], JSON.stringify({ success: [{ bogus: {} }] }));
     t.equal(badShape.code, 1);
     t.match(badShape.stderr, /^keel: INVALID_ARGUMENT: /);
   });
@@ -216,14 +233,18 @@ void t.test('key-value commands against a 3-node cluster', async (t) => {
     const first = Number(/revision (\d+)/.exec((await run(['put', 'hist/k', 'old'])).stdout)?.[1]);
     const second = Number(/revision (\d+)/.exec((await run(['put', 'hist/k', 'new'])).stdout)?.[1]);
     t.same(await run(['compact', String(second)]), { code: 0, stdout: `OK compacted history before revision ${second}\n`, stderr: '' });
-    const past = await run(['get', 'hist/k', '--revision', String(first)]);
+    const [past, again, future, current] = await Promise.all([
+      run(['get', 'hist/k', '--revision', String(first)]),
+      run(['compact', String(second), '--json']),
+      run(['compact', '999999999']),
+      run(['get', 'hist/k']),
+    ]);
     t.equal(past.code, 1);
     t.match(past.stderr, /^keel: COMPACTED: /);
-    const again = await run(['compact', String(second), '--json']);
     t.equal(again.code, 1);
     t.match(JSON.parse(again.stderr), { error: { code: 'COMPACTED', compactRevision: second } });
-    t.match((await run(['compact', '999999999'])).stderr, /^keel: INVALID_ARGUMENT: /, 'a future revision is refused');
-    t.equal((await run(['get', 'hist/k'])).stdout, 'hist/k = new\n');
+    t.match(future.stderr, /^keel: INVALID_ARGUMENT: /, 'a future revision is refused');
+    t.equal(current.stdout, 'hist/k = new\n');
   });
 
   await t.test('watch prints events; Ctrl-C exits 0', async (t) => {

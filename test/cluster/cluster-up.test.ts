@@ -14,7 +14,7 @@ import t from 'tap';
 import type { NodeStatus } from '../../src/api/index.js';
 import { HttpClient } from '../../src/client.js';
 import { freePort, keelBin } from '../helpers/cluster.js';
-import { isAlive, waitFor, waitForExit } from '../helpers/runtime.js';
+import { isAlive, setupWaitMs, waitFor, waitForExit } from '../helpers/runtime.js';
 
 const stopBoundMs = 6_500;
 
@@ -70,14 +70,14 @@ void t.test('keel cluster up runs the nodes; SIGINT stops them all with code 0',
     else t.comment(`cluster up output:\n${output}\nfiles kept in ${dir}`);
   });
 
-  const pids = await waitFor('cluster up to spawn 3 children', 10_000, () => {
+  const pids = await waitFor('cluster up to spawn 3 children', setupWaitMs, () => {
     const found = childPids(upPid);
     found.forEach((pid) => known.add(pid));
     return found.length >= 3 ? found : null;
   });
   t.equal(pids.length, 3, `cluster up (pid ${upPid}) runs 3 children: ${pids.join(', ')}`);
 
-  const statuses = await waitFor('a leader named by every node', 20_000, async () => {
+  const statuses = await waitFor('a leader named by every node', setupWaitMs, async () => {
     const all = await Promise.all(nodes.map((n) => client.once<NodeStatus>(`http://${n.client}`, 'GET', '/v1/status').then((r) => r.body)));
     const leader = all[0]!.leader;
     return leader !== null && all.every((s) => s.leader === leader) ? all : null;

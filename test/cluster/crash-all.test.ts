@@ -10,6 +10,7 @@ import t from 'tap';
 import type { HttpClient } from '../../src/client.js';
 import { isKeelError } from '../../src/util/errors.js';
 import { sleep, startCluster } from '../helpers/cluster.js';
+import { setupWaitMs } from '../helpers/runtime.js';
 
 const writers = 12;
 
@@ -21,7 +22,7 @@ interface Record {
 
 void t.test('kill -9 of all nodes under write load loses no acknowledged write', async (t) => {
   const cluster = await startCluster(t, { nodes: 3 });
-  await cluster.waitForLeader(15_000);
+  await cluster.waitForLeader(setupWaitMs);
   const record: Record = { acknowledged: new Map(), attempted: new Map(), outcomes: new Map() };
 
   for (let round = 1; round <= 2; round++) {
@@ -43,7 +44,7 @@ void t.test('kill -9 of all nodes under write load loses no acknowledged write',
     t.comment(`round ${round}: ${record.attempted.size} PUTs attempted, ${record.acknowledged.size} acknowledged; outcomes ${JSON.stringify(Object.fromEntries(record.outcomes))}`);
 
     for (const node of cluster.nodes) cluster.start(node.id);
-    await cluster.waitForLeader(15_000);
+    await cluster.waitForLeader(setupWaitMs);
     const listed = await cluster.client().call<{ kvs: { key: string; value: string }[] }>('GET', '/v1/kv/crash/?prefix=true');
     const found = new Map(listed.body.kvs.map((kv) => [kv.key, kv.value]));
     const lost = [...record.acknowledged].filter(([key, value]) => found.get(key) !== value);

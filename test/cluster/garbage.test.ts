@@ -14,7 +14,7 @@ import t from 'tap';
 import { encodeHandshake } from '../../src/raft/codec.js';
 import { crc32 } from '../../src/util/crc32.js';
 import { startCluster, type TestNode } from '../helpers/cluster.js';
-import { isAlive } from '../helpers/runtime.js';
+import { isAlive, setupWaitMs } from '../helpers/runtime.js';
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -125,7 +125,7 @@ void t.test('garbage on peer and client ports leaves the cluster healthy', async
     for (const socket of openSockets) socket.destroy();
   });
   const cluster = await startCluster(t, { nodes: 3 });
-  const leader = await cluster.waitForLeader(15_000);
+  const leader = await cluster.waitForLeader(setupWaitMs);
   const client = cluster.client();
   await client.call('PUT', '/v1/kv/garbage/before', { value: 'before' });
   const before = (await cluster.status(leader))!;

@@ -10,7 +10,7 @@ import t from 'tap';
 import type { NodeStatus } from '../../src/api/index.js';
 import type { HttpClient } from '../../src/client.js';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
-import { waitFor } from '../helpers/runtime.js';
+import { setupWaitMs, waitFor } from '../helpers/runtime.js';
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
@@ -18,7 +18,7 @@ const stopDeadlineMs = 5_000;
 
 void t.test('SIGTERM and SIGINT stop nodes with code 0 in time and a restart resumes on the same data', async (t) => {
   const cluster = await startCluster(t, { nodes: 3 });
-  let leader = await cluster.waitForLeader(15_000);
+  let leader = await cluster.waitForLeader(setupWaitMs);
   const written = new Map<string, string>();
   await writeKeys(cluster.client(), written, 'before-round-1', 20);
   let termBefore = await maxTerm(t, cluster);
@@ -62,7 +62,7 @@ async function maxTerm(t: Test, cluster: TestCluster): Promise<number> {
 /** Restarts every node, waits for a leader, and checks terms, every written key and a new write. */
 async function restartAndCheck(t: Test, cluster: TestCluster, written: Map<string, string>, termBefore: number, when: string): Promise<string> {
   for (const node of cluster.nodes) cluster.start(node.id);
-  const leader = await cluster.waitForLeader(15_000);
+  const leader = await cluster.waitForLeader(setupWaitMs);
   t.pass(`${when}: restarted nodes elected ${leader}`);
   const statuses = (await Promise.all(cluster.nodes.map((n) => cluster.status(n.id)))) as (NodeStatus | null)[];
   for (const status of statuses) {

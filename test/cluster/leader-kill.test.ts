@@ -7,7 +7,7 @@
 // are printed with t.comment(). Every child is killed by PID in teardown.
 import t from 'tap';
 import { startCluster } from '../helpers/cluster.js';
-import { waitFor } from '../helpers/runtime.js';
+import { setupWaitMs, waitFor } from '../helpers/runtime.js';
 
 const tickMs = 50;
 const electionTicks = 10;
@@ -15,7 +15,7 @@ const electionBoundMs = 3 * 2 * electionTicks * tickMs;
 
 void t.test('kill -9 of the leader: a new leader within 3 election timeouts, writes resume', async (t) => {
   const cluster = await startCluster(t, { nodes: 3, raft: { tickMs, electionTicks } });
-  let leader = await cluster.waitForLeader(15_000);
+  let leader = await cluster.waitForLeader(setupWaitMs);
   const client = cluster.client();
   await client.call('PUT', '/v1/kv/leader-kill/0', { value: 'before' });
 
@@ -48,12 +48,12 @@ void t.test('kill -9 of the leader: a new leader within 3 election timeouts, wri
     // The old leader comes back as a follower and catches up.
     cluster.start(killed);
     const commitIndex = (await cluster.status(newLeader))!.commitIndex;
-    await waitFor(`${killed} to apply up to ${commitIndex}`, 15_000, async () => {
+    await waitFor(`${killed} to apply up to ${commitIndex}`, setupWaitMs, async () => {
       const s = await cluster.status(killed);
       return s !== null && s.appliedIndex >= commitIndex && s.leader === newLeader ? s : null;
     });
     t.pass(`round ${round}: restarted ${killed} follows ${newLeader} and applied up to ${commitIndex}`);
-    leader = await cluster.waitForLeader(5_000);
+    leader = await cluster.waitForLeader(setupWaitMs);
   }
 
   const all = await client.call<{ kvs: { key: string; value: string }[] }>('GET', '/v1/kv/leader-kill/?prefix=true');

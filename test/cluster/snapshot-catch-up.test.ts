@@ -8,13 +8,13 @@
 import t from 'tap';
 import type { HttpClient } from '../../src/client.js';
 import { startCluster } from '../helpers/cluster.js';
-import { getText, metricValue, waitFor } from '../helpers/runtime.js';
+import { getText, metricValue, setupWaitMs, waitFor } from '../helpers/runtime.js';
 
 const keyCount = 400;
 
 void t.test('a restarted follower behind a compacted log catches up through a snapshot', async (t) => {
   const cluster = await startCluster(t, { nodes: 3, raft: { snapshotEntries: 50, snapshotKeepEntries: 10 } });
-  const leader = await cluster.waitForLeader(15_000);
+  const leader = await cluster.waitForLeader(setupWaitMs);
   const follower = cluster.nodes.find((n) => n.id !== leader)!.id;
   await cluster.client().call('PUT', '/v1/kv/catch-up/first', { value: 'before the kill' });
 
@@ -28,7 +28,7 @@ void t.test('a restarted follower behind a compacted log catches up through a sn
 
   const restartedAt = performance.now();
   cluster.start(follower);
-  const caughtUp = await waitFor(`${follower} to apply up to ${leaderStatus.commitIndex}`, 20_000, async () => {
+  const caughtUp = await waitFor(`${follower} to apply up to ${leaderStatus.commitIndex}`, setupWaitMs, async () => {
     const s = await cluster.status(follower);
     return s !== null && s.appliedIndex >= leaderStatus.commitIndex ? s : null;
   });

@@ -10,6 +10,31 @@ import { fileURLToPath } from 'node:url';
 import type { NodeStatus } from '../../src/api/index.js';
 import { HttpClient } from '../../src/client.js';
 
+/**
+ * Every node process any cluster of this test process started. If the test process dies before its teardown runs
+ * (an uncaught error, a tap timeout), the exit hook still kills them by PID, so no node outlives its test.
+ */
+const liveChildren = new Set<ChildProcess>();
+function killLiveChildren(): void {
+  for (const child of liveChildren) {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      try {
+        process.kill(child.pid, 'SIGKILL');
+      } catch {
+        // Already gone: nothing to clean up.
+      }
+    }
+  }
+}
+process.once('exit', killLiveChildren);
+// tap stops a test file that ran over its timeout with a signal: kill the nodes first, then die as asked.
+for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+  process.once(signal, () => {
+    killLiveChildren();
+    process.kill(process.pid, signal);
+  });
+}
+
 export const keelBin = fileURLToPath(new URL('../../dist/bin/keel.js', import.meta.url));
 
 interface TapLike {
@@ -72,7 +97,9 @@ export class TestCluster {
     });
     child.stdout.pipe(log, { end: false });
     child.stderr.pipe(log, { end: false });
+    liveChildren.add(child);
     child.on('exit', () => {
+      liveChildren.delete(child);
       if (node.process === child) node.process = null;
     });
     node.process = child;

@@ -3,6 +3,13 @@
 import { readFileSync } from 'node:fs';
 import { sleep } from './cluster.js';
 
+/**
+ * How long setup steps (a cluster's first leader, a restart) may take. Not a bound under test: on a shared 2-core
+ * machine under heavy load, three Node processes loading the server can take many seconds of wall time. The
+ * bounds the tests check (election after spawn or kill, graceful stop) are asserted separately and tightly.
+ */
+export const setupWaitMs = 30_000;
+
 /** Polls `check` every `everyMs` until it returns a non-null value; throws with `what` after `timeoutMs`. */
 export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | null> | T | null, everyMs = 50): Promise<T> {
   const deadline = performance.now() + timeoutMs;

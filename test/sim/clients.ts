@@ -35,6 +35,7 @@ export interface ReadRecord {
 
 /** A client gives up waiting for an answer after this long (the write's outcome is then unknown to it). */
 const opTimeoutMs = 1000;
+const probeClient = -1;
 
 export interface WorkloadHost {
   readonly params: SimParams;
@@ -87,8 +88,8 @@ export class Workload {
 
   /** The client's operation got its answer: think, then go on. */
   private answered(record: WriteRecord | ReadRecord): void {
-    const state = this.clients[record.client]!;
-    if (state.waiting !== record) return;
+    const state = this.clients[record.client];
+    if (state === undefined || state.waiting !== record) return;
     state.waiting = null;
     this.wakeAfter(record.client, this.think());
   }
@@ -115,9 +116,18 @@ export class Workload {
     }
   }
 
+  /**
+   * The liveness probe (L3): a write through the current leader, from the probe client (-1), which does not wait
+   * for answers. The cluster sends one every few ticks after the heal until one is acknowledged.
+   */
+  probe(): void {
+    const leaders = this.host.nodes().filter((n) => n.isRunning && !n.decommissioned && n.core.role === 'leader');
+    if (leaders.length > 0) this.write(probeClient, leaders[this.prng.int(0, leaders.length - 1)]!);
+  }
+
   /** Proposes a command or a batch; the client waits for the last one. */
   private write(client: number, node: SimNode): void {
-    const count = this.prng.next() < this.host.params.batchRatio ? this.prng.int(2, 4) : 1;
+    const count = client !== probeClient && this.prng.next() < this.host.params.batchRatio ? this.prng.int(2, 4) : 1;
     const now = this.host.now();
     const records: WriteRecord[] = [];
     for (let i = 0; i < count; i++) {
@@ -125,7 +135,8 @@ export class Workload {
       records.push({ id, client, node: node.id, proposedAt: now, index: 0, term: 0, status: 'pending', reason: '', ackAt: 0 });
     }
     this.writes.push(...records);
-    this.clients[client]!.waiting = records[records.length - 1]!;
+    const state = this.clients[client];
+    if (state !== undefined) state.waiting = records[records.length - 1]!;
     let ticket: { index: number; term: number };
     try {
       const data = records.map((r) => encodeCommand(r.id));

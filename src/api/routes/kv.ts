@@ -115,6 +115,12 @@ export const kvRoutes: FastifyPluginAsync<{ backend: KvBackend }> = async (app, 
     get(request, reply, keyOf(request)),
   );
 
+  const emptyKey = async (): Promise<never> => {
+    throw new KeelError('INVALID_ARGUMENT', 'the key must not be empty: address it as /v1/kv/<key>');
+  };
+  app.put('/v1/kv', emptyKey);
+  app.delete('/v1/kv', emptyKey);
+
   app.put<{ Body: PutBody }>('/v1/kv/*', { schema: { body: putBodySchema } }, async (request, reply) => {
     const body = request.body;
     const result = await write<{ revision: number; prevKv?: unknown }>(backend, request, {

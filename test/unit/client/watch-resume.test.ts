@@ -11,7 +11,7 @@ import t from 'tap';
 import { WatchCursor } from '../../../src/client/watch-cursor.js';
 import type { KV, WatchEvent, WatchLine } from '../../../src/client/types.js';
 import { Watch, type OpenedStream, type WatchStreamSource } from '../../../src/client/watch.js';
-import { KeelError, isKeelError } from '../../../src/util/errors.js';
+import { KeelError } from '../../../src/util/errors.js';
 import { SeededPrng } from '../../../src/util/prng.js';
 
 function kv(key: string, revision: number, version = 1): KV {
@@ -232,8 +232,4 @@ void t.test('watch fuzz: random cuts, orders and refusals never lose or repeat a
     if (!revisions.every((r, i) => i === 0 || r >= revisions[i - 1]!)) t.fail(`seed ${seed}: revisions out of order`);
     t.same(byRevision(got.map(label)), byRevision(expected), `seed ${seed}: ${expected.length} events, ${watch.reconnects} reconnects`);
   }
-});
-
-void t.test('isKeelError survives the watch path', async (t) => {
-  t.ok(isKeelError(new KeelError('COMPACTED', 'x'), 'COMPACTED'));
 });
