@@ -1,9 +1,11 @@
 // Client commands of the CLI: they talk to --endpoints (default: the client addresses of ./cluster.config.json)
-// and print human text, or JSON with --json.
+// and print human text, or JSON with --json. This file holds what they share (the client wrappers, printing,
+// argument parsing, Ctrl-C handling) and `keel status`.
 import { existsSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { NodeStatus } from '../src/api/index.js';
 import { HttpClient } from '../src/client.js';
+import { KeelClient } from '../src/keel-client.js';
 import { loadClusterConfig } from '../src/config.js';
 import { isKeelError } from '../src/util/errors.js';
 
@@ -20,28 +22,68 @@ export function endpointsOf(options: GlobalOptions): string[] {
   return loadClusterConfig(file).nodes.map((n) => n.client);
 }
 
-/** Wraps a client command: builds the shared client, prints KeelErrors by code (exit code 1), closes the client. */
-export function withClient<A extends unknown[], O extends GlobalOptions = GlobalOptions>(
-  action: (client: HttpClient, options: O, ...args: A) => Promise<void>,
-): (...args: [...A, O, Command]) => Promise<void> {
-  return async (...all) => {
-    const command = all[all.length - 1] as Command;
-    const options = command.optsWithGlobals<O>();
-    const args = all.slice(0, -2) as A;
-    const client = new HttpClient({ endpoints: endpointsOf(options) });
-    try {
-      await action(client, options, ...args);
-    } catch (err) {
-      if (isKeelError(err)) {
-        process.stderr.write(options.json === true ? `${JSON.stringify({ error: { code: err.code, message: err.message, ...err.details } })}\n` : `keel: ${err.code}: ${err.message}\n`);
+/** What a client command talks through; closed when the command ends. */
+interface Closable {
+  close(): Promise<void>;
+}
+
+/**
+ * A wrapper for client commands that talk through the client `connect` builds from --endpoints: it prints a
+ * KeelError by code (exit code 1; as `{"error": {...}}` with --json) and closes the client.
+ */
+function commandWith<C extends Closable>(connect: (endpoints: string[]) => C) {
+  return <A extends unknown[], O extends GlobalOptions = GlobalOptions>(action: (client: C, options: O, ...args: A) => Promise<void>) =>
+    async (...all: [...A, O, Command]): Promise<void> => {
+      const command = all[all.length - 1] as Command;
+      const options = command.optsWithGlobals<O>();
+      const args = all.slice(0, -2) as A;
+      const client = connect(endpointsOf(options));
+      try {
+        await action(client, options, ...args);
+      } catch (err) {
+        if (!isKeelError(err)) throw err;
+        const line = options.json === true ? JSON.stringify({ error: { code: err.code, message: err.message, ...err.details } }) : `keel: ${err.code}: ${err.message}`;
+        process.stderr.write(`${line}\n`);
         process.exitCode = 1;
-        return;
+      } finally {
+        await client.close();
       }
-      throw err;
-    } finally {
-      await client.close();
-    }
+    };
+}
+
+/** Commands that make raw HTTP calls (key-value, watch, status). */
+export const withClient = commandWith((endpoints) => new HttpClient({ endpoints }));
+/** Commands on KeelClient (leases, services, locks, elections). */
+export const withKeel = commandWith((endpoints) => new KeelClient({ endpoints }));
+
+/** Resolves with the name of the first SIGINT/SIGTERM (or 'aborted' when `also` aborts), then stops listening. */
+export function untilStopped(also?: AbortSignal): { readonly stopped: Promise<string>; readonly signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  let resolve: (why: string) => void = () => {};
+  const stopped = new Promise<string>((r) => {
+    resolve = r;
+  });
+  const on = (why: string) => (): void => {
+    resolve(why);
+    controller.abort();
   };
+  const onInt = on('SIGINT');
+  const onTerm = on('SIGTERM');
+  const onAlso = on('aborted');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  also?.addEventListener('abort', onAlso, { once: true });
+  const dispose = (): void => {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    also?.removeEventListener('abort', onAlso);
+  };
+  return { stopped, signal: controller.signal, dispose };
+}
+
+/** stderr notes of the long-running commands: a line of text, or a JSON object per line with --json. */
+export function note(options: GlobalOptions, json: Record<string, unknown>, human: string): void {
+  process.stderr.write(options.json === true ? `${JSON.stringify(json)}\n` : `${human}\n`);
 }
 
 export function print(options: GlobalOptions, json: unknown, human: string): void {
@@ -51,19 +93,6 @@ export function print(options: GlobalOptions, json: unknown, human: string): voi
 export function table(rows: readonly (readonly string[])[]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
-}
-
-/** The path of a key: each segment percent-encoded, the slashes kept readable (the server decodes either). */
-export function kvPath(route: string, key: string): string {
-  return key === '' ? route : `${route}/${key.split('/').map(encodeURIComponent).join('/')}`;
-}
-
-/** `?a=1&b=true` from the defined entries, or '' when there are none. */
-export function queryOf(entries: Record<string, string | number | boolean | undefined>): string {
-  const params = new URLSearchParams();
-  for (const [name, value] of Object.entries(entries)) if (value !== undefined) params.set(name, String(value));
-  const text = params.toString();
-  return text === '' ? '' : `?${text}`;
 }
 
 /** A commander parser for integer flags and arguments at or above `min`. */

@@ -7,7 +7,8 @@ import { Option, type Command } from 'commander';
 import type { CompactResult, DeleteResult, KV, PutResult, RangeResult, TxnOpResult, TxnResult } from '../src/store/index.js';
 import type { HttpClient } from '../src/client.js';
 import { KeelError } from '../src/util/errors.js';
-import { integerAtLeast, kvPath, print, queryOf, table, withClient, type GlobalOptions } from './client-commands.js';
+import { keyPath, query } from '../src/client/paths.js';
+import { integerAtLeast, print, table, withClient, type GlobalOptions } from './client-commands.js';
 import { watchCommand } from './watch-command.js';
 
 async function readStdin(): Promise<string> {
@@ -59,7 +60,7 @@ async function getCommand(client: HttpClient, options: GetOptions, key: string):
   for (const [flag, value] of [['--limit', options.limit], ['--count-only', options.countOnly], ['--sort', options.sort], ['--order', options.order]] as const) {
     if (!isRange && value !== undefined) throw new KeelError('INVALID_ARGUMENT', `${flag} needs --prefix`);
   }
-  const query = queryOf({
+  const search = query({
     prefix: isRange ? true : undefined,
     limit: options.limit,
     keysOnly: options.keysOnly,
@@ -69,7 +70,7 @@ async function getCommand(client: HttpClient, options: GetOptions, key: string):
     sort: options.sort,
     order: options.order,
   });
-  const response = await client.call<RangeResult | { kv: KV }>('GET', `${kvPath('/v1/kv', key)}${query}`);
+  const response = await client.call<RangeResult | { kv: KV }>('GET', `${keyPath('/v1/kv', key)}${search}`);
   const body = response.body;
   let human: string;
   if ('kv' in body) {
@@ -98,7 +99,7 @@ async function putCommand(client: HttpClient, options: PutOptions, key: string, 
     ...(options.ifModRevision !== undefined && { ifModRevision: options.ifModRevision }),
     ...(options.ifVersion !== undefined && { ifVersion: options.ifVersion }),
   };
-  const { body: result } = await client.call<PutResult>('PUT', kvPath('/v1/kv', key), body);
+  const { body: result } = await client.call<PutResult>('PUT', keyPath('/v1/kv', key), body);
   const prev = result.prevKv === undefined ? '' : `\nprev: ${kvLine(result.prevKv)}`;
   print(options, result, `OK revision ${result.revision}${prev}`);
 }
@@ -109,8 +110,8 @@ interface DelOptions extends GlobalOptions {
 }
 
 async function delCommand(client: HttpClient, options: DelOptions, key: string): Promise<void> {
-  const query = queryOf({ prefix: options.prefix === true ? true : undefined, prevKv: options.prevKv === true ? true : undefined });
-  const { body: result } = await client.call<DeleteResult>('DELETE', `${kvPath('/v1/kv', key)}${query}`);
+  const search = query({ prefix: options.prefix === true ? true : undefined, prevKv: options.prevKv === true ? true : undefined });
+  const { body: result } = await client.call<DeleteResult>('DELETE', `${keyPath('/v1/kv', key)}${search}`);
   print(options, result, [String(result.deleted), ...(result.prevKvs ?? []).map(kvLine)].join('\n'));
 }
 

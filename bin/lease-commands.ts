@@ -8,62 +8,9 @@
 // registration is deregistered, leadership resigned, a lock released. Results go to stdout (JSON with --json);
 // progress notes of the long-running commands go to stderr, so stdout stays machine-readable.
 import { InvalidArgumentError, type Command } from 'commander';
-import { KeelClient } from '../src/keel-client.js';
+import type { KeelClient } from '../src/keel-client.js';
 import type { Instance, InstanceSpec } from '../src/client/types.js';
-import { isKeelError } from '../src/util/errors.js';
-import { endpointsOf, integerAtLeast, print, table, type GlobalOptions } from './client-commands.js';
-
-/** Wraps a command: builds the KeelClient, prints KeelErrors by code (exit code 1), closes the client. */
-export function withKeel<A extends unknown[], O extends GlobalOptions = GlobalOptions>(
-  action: (client: KeelClient, options: O, ...args: A) => Promise<void>,
-): (...args: [...A, O, Command]) => Promise<void> {
-  return async (...all) => {
-    const command = all[all.length - 1] as Command;
-    const options = command.optsWithGlobals<O>();
-    const args = all.slice(0, -2) as A;
-    const client = new KeelClient({ endpoints: endpointsOf(options) });
-    try {
-      await action(client, options, ...args);
-    } catch (err) {
-      if (!isKeelError(err)) throw err;
-      const line = options.json === true ? JSON.stringify({ error: { code: err.code, message: err.message, ...err.details } }) : `keel: ${err.code}: ${err.message}`;
-      process.stderr.write(`${line}\n`);
-      process.exitCode = 1;
-    } finally {
-      await client.close();
-    }
-  };
-}
-
-/** Resolves with the name of the first SIGINT/SIGTERM (or 'aborted' when `also` aborts), then stops listening. */
-export function untilStopped(also?: AbortSignal): { readonly stopped: Promise<string>; readonly signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  let resolve: (why: string) => void = () => {};
-  const stopped = new Promise<string>((r) => {
-    resolve = r;
-  });
-  const on = (why: string) => (): void => {
-    resolve(why);
-    controller.abort();
-  };
-  const onInt = on('SIGINT');
-  const onTerm = on('SIGTERM');
-  const onAlso = on('aborted');
-  process.on('SIGINT', onInt);
-  process.on('SIGTERM', onTerm);
-  also?.addEventListener('abort', onAlso, { once: true });
-  const dispose = (): void => {
-    process.off('SIGINT', onInt);
-    process.off('SIGTERM', onTerm);
-    also?.removeEventListener('abort', onAlso);
-  };
-  return { stopped, signal: controller.signal, dispose };
-}
-
-/** stderr notes of the long-running commands: a line of text, or a JSON object per line with --json. */
-export function note(options: GlobalOptions, json: Record<string, unknown>, human: string): void {
-  process.stderr.write(options.json === true ? `${JSON.stringify(json)}\n` : `${human}\n`);
-}
+import { integerAtLeast, note, print, table, untilStopped, withKeel, type GlobalOptions } from './client-commands.js';
 
 // ---- lease
 

@@ -15,8 +15,7 @@ import type { KeelClient } from '../src/keel-client.js';
 import type { Leadership } from '../src/client/elections.js';
 import type { LockHandle } from '../src/client/locks.js';
 import { isKeelError } from '../src/util/errors.js';
-import { integerAtLeast, print, type GlobalOptions } from './client-commands.js';
-import { note, untilStopped, withKeel } from './lease-commands.js';
+import { integerAtLeast, note, print, untilStopped, withKeel, type GlobalOptions } from './client-commands.js';
 
 interface LockFlags extends GlobalOptions {
   ttl?: number;

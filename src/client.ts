@@ -3,8 +3,9 @@
 // server's stable `code`; callers branch on it, never on message text.
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
-import { KeelError, isKeelError, type ErrorCode } from './util/errors.js';
-import { errorCatalog } from './util/errors.js';
+import { delay } from './client/delay.js';
+import { keelErrorOf } from './client/wire-error.js';
+import { KeelError, isKeelError } from './util/errors.js';
 
 export interface ClientOptions {
   /** host:port or http://host:port, tried in order. */
@@ -77,7 +78,7 @@ export class HttpClient {
         const retriable = !isKeelError(err) || err.details.transport === true;
         const unavailable = isKeelError(err, 'UNAVAILABLE');
         if (!(retriable || unavailable) || Date.now() >= deadline) throw err;
-        if ((attempt + 1) % this.endpoints.length === 0) await sleep(100);
+        if ((attempt + 1) % this.endpoints.length === 0) await delay(100, options.signal);
       }
     }
     throw lastError;
@@ -102,8 +103,7 @@ export class HttpClient {
     }
     const text = await response.body.text();
     const parsed = parseJson(text);
-    const revisionHeader = response.headers['x-keel-revision'];
-    const revision = typeof revisionHeader === 'string' ? Number(revisionHeader) : null;
+    const revision = revisionOf(response.headers);
     if (response.statusCode >= 200 && response.statusCode < 300) {
       return { status: response.statusCode, body: parsed as T, revision, endpoint };
     }
@@ -127,10 +127,9 @@ export class HttpClient {
       });
     } catch (err) {
       if (options.signal?.aborted === true) throw err;
-      throw new KeelError('UNAVAILABLE', `cannot reach ${endpoint}: ${(err as Error).message}`, { transport: true }, { cause: err });
+      throw transportError(endpoint, 'GET', err);
     }
-    const revisionHeader = response.headers['x-keel-revision'];
-    const revision = typeof revisionHeader === 'string' ? Number(revisionHeader) : null;
+    const revision = revisionOf(response.headers);
     if (response.statusCode >= 200 && response.statusCode < 300) {
       return { status: response.statusCode, body: response.body, revision, endpoint };
     }
@@ -165,6 +164,12 @@ function transportError(endpoint: string, method: string, err: unknown): KeelErr
   return new KeelError('TIMEOUT', `${message} (the write may have been applied)`, { transport: true }, { cause: err });
 }
 
+/** The store revision an answer reflects (X-Keel-Revision), when the server said. */
+function revisionOf(headers: Record<string, string | string[] | undefined>): number | null {
+  const header = headers['x-keel-revision'];
+  return typeof header === 'string' ? Number(header) : null;
+}
+
 function parseJson(text: string): unknown {
   if (text === '') return null;
   try {
@@ -175,15 +180,7 @@ function parseJson(text: string): unknown {
 }
 
 function errorFromBody(status: number, parsed: unknown, text: string): KeelError {
-  const error = (parsed as { error?: { code?: unknown; message?: unknown } } | null)?.error;
-  const code = typeof error?.code === 'string' && error.code in errorCatalog ? (error.code as ErrorCode) : null;
-  if (code !== null) {
-    const { code: _code, message, ...details } = error as Record<string, unknown>;
-    return new KeelError(code, typeof message === 'string' ? message : code, details);
-  }
+  const error = keelErrorOf((parsed as { error?: unknown } | null)?.error);
+  if (error !== null) return error;
   return new KeelError(status >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT', `HTTP ${status}: ${text.slice(0, 200)}`);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

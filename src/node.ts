@@ -175,7 +175,7 @@ function leaseAwareStateMachine(store: KvStore, leases: LeaseLayer): StateMachin
     restore: async (snapshot) => {
       await store.restore(snapshot);
       // The lease records changed wholesale: every lease gets now + ttl (late, never early).
-      await leases.lessor.reload();
+      await leases.reload();
     },
   };
 }

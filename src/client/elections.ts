@@ -71,15 +71,7 @@ export class Leadership {
 
   /** Resigns (if still leader) and revokes the lease. */
   async resign(): Promise<void> {
-    const wasLost = this.lease.signal.aborted;
-    await this.lease.close();
-    try {
-      if (!wasLost) await this.elections.resign(this.name, this.leaderKey);
-    } catch (err) {
-      if (!(isKeelError(err, 'NOT_FOUND') || isKeelError(err, 'CONFLICT') || isKeelError(err, 'LEASE_NOT_FOUND'))) throw err;
-    } finally {
-      await this.lease.revoke();
-    }
+    await this.lease.releaseAndRevoke(() => this.elections.resign(this.name, this.leaderKey));
   }
 }
 

@@ -102,6 +102,23 @@ export class Lease extends EventEmitter<LeaseEvents> {
     }
   }
 
+  /**
+   * Gives up what this lease holds (a lock, a leadership) with `release`, then revokes the lease. After a loss there
+   * is nothing to give up: only the lease goes. The lease may also run out between the check and the call; the
+   * holding is then not ours any more, and NOT_FOUND, CONFLICT or LEASE_NOT_FOUND is the outcome wanted anyway.
+   */
+  async releaseAndRevoke(release: () => Promise<void>): Promise<void> {
+    const wasLost = this.signal.aborted;
+    await this.close();
+    try {
+      if (!wasLost) await release();
+    } catch (err) {
+      if (!(isKeelError(err, 'NOT_FOUND') || isKeelError(err, 'CONFLICT') || isKeelError(err, 'LEASE_NOT_FOUND'))) throw err;
+    } finally {
+      await this.revoke();
+    }
+  }
+
   private async keepaliveLoop(): Promise<void> {
     let waitMs = (this.ttl * 1000) / 3;
     const stop = this.stopController.signal;

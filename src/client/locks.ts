@@ -63,16 +63,7 @@ export class LockHandle {
 
   /** Releases the lock, then revokes its lease. After a loss there is nothing to release: only the lease goes. */
   async release(): Promise<void> {
-    const wasLost = this.lease.signal.aborted;
-    await this.lease.close();
-    try {
-      if (!wasLost) await this.locks.release(this.name, this.key);
-    } catch (err) {
-      // The lease may have run out between the check and the release: the lock is then not ours to release.
-      if (!(isKeelError(err, 'NOT_FOUND') || isKeelError(err, 'CONFLICT') || isKeelError(err, 'LEASE_NOT_FOUND'))) throw err;
-    } finally {
-      await this.lease.revoke();
-    }
+    await this.lease.releaseAndRevoke(() => this.locks.release(this.name, this.key));
   }
 }
 

@@ -11,15 +11,22 @@
 //   stream 2: 8:a (dropped, seen), 8:b, 9:c      -> 8:b and 9:c delivered; complete 8, partial 9 {c}
 import { KeelError } from '../util/errors.js';
 import type { WatchEvent, WatchLine } from './types.js';
+import { keelErrorOf } from './wire-error.js';
 
 /** What the cursor made of one line. */
 export type CursorStep =
   | { readonly kind: 'deliver'; readonly event: WatchEvent }
+  /** A duplicate event (delivered before a reconnect), or a line with nothing to do. */
   | { readonly kind: 'skip' }
-  /** The server asked the client to reconnect (e.g. it fell behind its buffer): resume elsewhere. */
-  | { readonly kind: 'reconnect' };
+  /** The first `created` line: the watch now starts after `revision`. */
+  | { readonly kind: 'started'; readonly revision: number }
+  /** A progress line: the stream is alive and every event up to its revision was delivered. */
+  | { readonly kind: 'progress' }
+  /** The server ended the stream with UNAVAILABLE (node stopping, slow consumer, restore): resume elsewhere. */
+  | { readonly kind: 'reconnect'; readonly error: KeelError };
 
 const skip: CursorStep = { kind: 'skip' };
+const progress: CursorStep = { kind: 'progress' };
 
 function identity(event: WatchEvent): string {
   return `${event.type}\u0000${event.kv.key}\u0000${event.kv.modRevision}\u0000${event.kv.version}`;
@@ -55,20 +62,22 @@ export class WatchCursor {
 
   /**
    * The stream's start as announced by its response (X-Keel-Revision): a watch opened without fromRevision
-   * starts after it. Used only until the watch has a start, so a later stream never moves it.
+   * starts after it. Used only until the watch has a start, so a later stream never moves it. Returns whether
+   * this call started the watch.
    */
-  start(revision: number): void {
-    if (!this.isStarted) this.completeRevision = revision;
+  start(revision: number): boolean {
+    if (this.isStarted) return false;
+    this.completeRevision = revision;
+    return true;
   }
 
   accept(line: WatchLine): CursorStep {
     switch (line.type) {
       case 'created':
-        this.start(line.revision);
-        return skip;
+        return this.start(line.revision) ? { kind: 'started', revision: line.revision } : skip;
       case 'progress':
         this.markComplete(line.revision);
-        return skip;
+        return progress;
       case 'put':
       case 'delete':
         return this.acceptEvent(line);
@@ -109,10 +118,16 @@ export class WatchCursor {
     return { kind: 'deliver', event };
   }
 
-  private acceptError(error: { readonly code: string; readonly message: string; readonly resumeRevision?: number }): CursorStep {
-    // A watcher cut off for falling behind says where to resume; the cursor already knows, more precisely.
-    if (error.resumeRevision !== undefined || error.code === 'UNAVAILABLE') return { kind: 'reconnect' };
-    if (error.code === 'COMPACTED') throw new KeelError('COMPACTED', error.message, { ...error });
-    throw new KeelError('INTERNAL', `watch stream failed: ${error.code}: ${error.message}`, { serverCode: error.code });
+  /**
+   * Only UNAVAILABLE asks for another stream; where to resume, the cursor knows (more precisely than a slow-consumer
+   * line's `resumeRevision`). Any other code ends the watch with that code: another stream would get the same
+   * answer. A code this client does not know is INTERNAL, with the server's code in `serverCode`.
+   */
+  private acceptError(error: WatchLineError): CursorStep {
+    const failure = keelErrorOf(error) ?? new KeelError('INTERNAL', `watch stream failed: ${error.code}: ${error.message}`, { serverCode: error.code });
+    if (failure.code === 'UNAVAILABLE') return { kind: 'reconnect', error: failure };
+    throw failure;
   }
 }
+
+type WatchLineError = Extract<WatchLine, { type: 'error' }>['error'];

@@ -1,8 +1,12 @@
 // A client watch: an async iterator of events that survives the loss of the node it is connected to. When a
-// stream fails (node killed, connection reset, no line for 3 progress intervals, node shutting down) it reconnects
-// to the next endpoint and resumes where the cursor (watch-cursor.ts) says, so no revision is missed or delivered
-// twice. A compacted start revision ends the iteration with a COMPACTED KeelError; other errors that a retry
-// cannot fix (bad key, permission) end it at once; an abort or close() ends it quietly.
+// stream fails (node killed, connection reset, no line for 3 progress intervals, node stopping, slow consumer) it
+// reconnects to the next endpoint and resumes where the cursor (watch-cursor.ts) says, so no revision is missed or
+// delivered twice. Only UNAVAILABLE (a 503, an `error` line, the stream's end) and transport failures are retried,
+// with a bounded back-off, and for at most `reconnectMs` without progress: a failure or an `error` line never
+// starts that time over, only a delivered event or a `created`/`progress` line does, so a server that answers
+// every stream with an error cannot keep the watch reconnecting forever. Any other error ends the iteration with
+// the server's code (COMPACTED for a compacted start revision, the error line's code, ...); an abort or close()
+// ends it quietly.
 import type { HttpClient } from '../client.js';
 import { KeelError, isKeelError } from '../util/errors.js';
 import { delay, linkedController } from './delay.js';
@@ -22,15 +26,22 @@ export interface WatchOptions {
   readonly signal?: AbortSignal;
   /** How often an idle stream sends a progress line; a stream silent for 3 of these is presumed dead. */
   readonly progressMs?: number;
-  /** Give up (UNAVAILABLE) after failing to keep a stream open for this long. */
+  /** Give up (UNAVAILABLE) after this long of failed streams with no progress in between. */
   readonly reconnectMs?: number;
-  /** Told about every reconnect (diagnostics, tests). */
+  /** Told about every reconnect, before its back-off (diagnostics, the CLI's notes, tests). */
   readonly onReconnect?: (info: ReconnectInfo) => void;
+  /** Told once the revision a watch without `fromRevision` starts after (its first stream's `created`). */
+  readonly onCreated?: (revision: number) => void;
 }
 
 export interface ReconnectInfo {
+  /** The endpoint (an index into the client's endpoints) whose stream failed. */
+  readonly failedEndpoint: number;
+  /** The endpoint the next stream opens on, after `delayMs`. */
   readonly endpoint: number;
   readonly fromRevision: number | undefined;
+  readonly delayMs: number;
+  /** Why the stream ended: a transport error, or an UNAVAILABLE KeelError (a 503, an `error` line, the end). */
   readonly error: unknown;
 }
 
@@ -49,13 +60,50 @@ export interface OpenedStream {
   readonly lines: AsyncIterable<unknown>;
 }
 
-export const watchDefaults = { progressMs: 5_000, reconnectMs: 60_000, backoffMaxMs: 1_000 } as const;
+export const watchDefaults = { progressMs: 5_000, reconnectMs: 60_000, backoffFirstMs: 100, backoffMaxMs: 1_000 } as const;
+
+/** The time a watch's back-off and give-up run on: real time, or virtual time in tests. */
+export interface WatchTimers {
+  /** Monotonic milliseconds. */
+  nowMs(): number;
+  /** Resolves after `ms`, or at once when `signal` aborts. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>;
+}
+
+const realTimers: WatchTimers = { nowMs: () => performance.now(), sleep: delay };
+
+/**
+ * The waits between streams: the first reconnect is immediate (the next endpoint is likely fine), then
+ * 100 ms doubling up to backoffMaxMs, never past the give-up time. Only progress starts both over.
+ */
+class ReconnectBackoff {
+  private failingSinceMs: number | null = null;
+  private failures = 0;
+
+  constructor(private readonly giveUpMs: number) {}
+
+  progressed(): void {
+    this.failingSinceMs = null;
+    this.failures = 0;
+  }
+
+  /** The wait before the next stream after a failure at `nowMs`, or null when it is time to give up. */
+  next(nowMs: number): number | null {
+    this.failingSinceMs ??= nowMs;
+    const waitedMs = nowMs - this.failingSinceMs;
+    if (waitedMs >= this.giveUpMs) return null;
+    const backoffMs = this.failures === 0 ? 0 : Math.min(watchDefaults.backoffFirstMs * 2 ** (this.failures - 1), watchDefaults.backoffMaxMs);
+    this.failures++;
+    return Math.min(backoffMs, this.giveUpMs - waitedMs);
+  }
+}
 
 export class Watch implements AsyncIterable<WatchEvent> {
   private readonly controller: AbortController;
   private readonly cursor: WatchCursor;
   private readonly reconnectMs: number;
   private readonly onReconnect: ((info: ReconnectInfo) => void) | undefined;
+  private readonly onCreated: ((revision: number) => void) | undefined;
   private isIterated = false;
   private endpointIndex: number | null = null;
   /** Streams opened after the first one. */
@@ -63,17 +111,24 @@ export class Watch implements AsyncIterable<WatchEvent> {
 
   constructor(
     private readonly source: WatchStreamSource,
-    options: Pick<WatchOptions, 'fromRevision' | 'signal' | 'reconnectMs' | 'onReconnect'> = {},
+    options: Pick<WatchOptions, 'fromRevision' | 'signal' | 'reconnectMs' | 'onReconnect' | 'onCreated'> = {},
+    private readonly timers: WatchTimers = realTimers,
   ) {
     this.controller = linkedController(options.signal);
     this.cursor = new WatchCursor(options.fromRevision);
     this.reconnectMs = options.reconnectMs ?? watchDefaults.reconnectMs;
     this.onReconnect = options.onReconnect;
+    this.onCreated = options.onCreated;
   }
 
   /** The newest revision this watch delivered events of (or its start revision before the first event). */
   get lastRevision(): number {
     return this.cursor.lastRevision;
+  }
+
+  /** The `fromRevision` the next stream asks for; undefined before a watch without one learned its start. */
+  get resumeRevision(): number | undefined {
+    return this.cursor.resumeRevision();
   }
 
   /** The endpoint of the open (or last tried) stream, null before the first. */
@@ -95,50 +150,79 @@ export class Watch implements AsyncIterable<WatchEvent> {
 
   private async *run(): AsyncGenerator<WatchEvent> {
     const signal = this.controller.signal;
+    const backoff = new ReconnectBackoff(this.reconnectMs);
     let endpoint = this.source.firstEndpoint;
-    let failingSinceMs: number | null = null;
-    let backoffMs = 0;
     try {
       while (!signal.aborted) {
         let failure: unknown;
         try {
-          const fromRevision = this.cursor.resumeRevision();
-          this.endpointIndex = endpoint;
-          const stream = await this.source.open(endpoint, fromRevision, signal);
-          if (stream.startRevision !== null && fromRevision === undefined) this.cursor.start(stream.startRevision);
-          for await (const raw of stream.lines) {
-            failingSinceMs = null;
-            backoffMs = 0;
-            const step = this.cursor.accept(checkLine(raw));
-            if (step.kind === 'deliver') yield step.event;
-            else if (step.kind === 'reconnect') break;
-          }
-          failure = new KeelError('UNAVAILABLE', 'the watch stream ended');
+          failure = yield* this.follow(endpoint, backoff, signal);
         } catch (err) {
           if (signal.aborted) return;
           if (!isRetriable(err)) throw err;
           failure = err;
         }
-        failingSinceMs ??= Date.now();
-        if (Date.now() - failingSinceMs > this.reconnectMs) {
-          throw new KeelError('UNAVAILABLE', `watch could not reconnect within ${this.reconnectMs} ms`, {}, { cause: failure });
+        const delayMs = backoff.next(this.timers.nowMs());
+        if (delayMs === null) {
+          throw new KeelError('UNAVAILABLE', `no endpoint served the watch for ${this.reconnectMs} ms; last: ${messageOf(failure)}`, {}, { cause: failure });
         }
+        const failedEndpoint = endpoint;
         endpoint = (endpoint + 1) % this.source.endpointCount;
         this.reconnects++;
-        this.onReconnect?.({ endpoint, fromRevision: this.cursor.resumeRevision(), error: failure });
-        await delay(backoffMs, signal);
-        backoffMs = Math.min(Math.max(backoffMs * 2, 50), watchDefaults.backoffMaxMs);
+        this.onReconnect?.({ failedEndpoint, endpoint, fromRevision: this.cursor.resumeRevision(), delayMs, error: failure });
+        await this.timers.sleep(delayMs, signal);
       }
     } finally {
       this.controller.abort();
     }
   }
+
+  /** One stream: yields its new events; returns why it ended (UNAVAILABLE), or throws what ended it. */
+  private async *follow(endpoint: number, backoff: ReconnectBackoff, signal: AbortSignal): AsyncGenerator<WatchEvent, KeelError> {
+    const fromRevision = this.cursor.resumeRevision();
+    this.endpointIndex = endpoint;
+    const stream = await this.source.open(endpoint, fromRevision, signal);
+    if (stream.startRevision !== null && this.cursor.start(stream.startRevision)) this.onCreated?.(stream.startRevision);
+    for await (const raw of stream.lines) {
+      const step = this.cursor.accept(checkLine(raw));
+      switch (step.kind) {
+        case 'deliver':
+          backoff.progressed();
+          yield step.event;
+          break;
+        case 'started':
+          backoff.progressed();
+          this.onCreated?.(step.revision);
+          break;
+        case 'progress':
+          backoff.progressed();
+          break;
+        case 'skip':
+          break; // a replayed duplicate is no progress
+        case 'reconnect':
+          return step.error; // not progress either: the error line must not start the give-up time over
+        default: {
+          const unknown: never = step;
+          throw new KeelError('INTERNAL', `unknown cursor step: ${JSON.stringify(unknown)}`);
+        }
+      }
+    }
+    return new KeelError('UNAVAILABLE', 'the stream ended');
+  }
 }
 
-/** Failures another stream (maybe on another node) can fix: transport errors, 503, 504, server faults. */
+/**
+ * Failures another stream (maybe on another node) can fix: UNAVAILABLE (a 503: no leader, node stopping) and
+ * transport failures (refused, reset, idle timeout: undici and socket errors, which carry a string `code`).
+ * Anything else, a server fault (INTERNAL) included, would fail the same way again.
+ */
 function isRetriable(err: unknown): boolean {
-  if (!isKeelError(err)) return true;
-  return err.code === 'UNAVAILABLE' || err.code === 'TIMEOUT' || err.code === 'INTERNAL';
+  if (isKeelError(err)) return err.code === 'UNAVAILABLE';
+  return typeof (err as { code?: unknown } | null)?.code === 'string';
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 const lineTypes = new Set(['put', 'delete', 'created', 'progress', 'compacted', 'error']);

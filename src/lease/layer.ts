@@ -56,6 +56,12 @@ export class LeaseLayer {
     this.locks.start(runtime);
   }
 
+  /** After the store was restored from a snapshot: reload the lease deadlines (now + ttl) and re-check lock waits. */
+  async reload(): Promise<void> {
+    await this.lessor.reload();
+    this.locks.reconcile();
+  }
+
   async close(): Promise<void> {
     await this.locks.close();
     await this.lessor.close();

@@ -388,7 +388,10 @@ export class Lessor {
     for (const id of due) this.revoking.add(id);
     this.logger.info({ leases: due.length }, 'proposing the revoke of expired leases');
     this.proposeExt<RevokeResult>(extensionNames.leaseRevoke, { ids: due, reason: 'expired' }, '').then(
-      () => undefined,
+      () => {
+        // Applied: the revoked ids left `revoking` when it committed; ids that were already gone leave now.
+        for (const id of due) this.revoking.delete(id);
+      },
       (err: unknown) => {
         // Not applied (or unknown): the leases stay due and the next round proposes them again.
         for (const id of due) this.revoking.delete(id);

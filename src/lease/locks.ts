@@ -71,6 +71,10 @@ export interface LockState {
 }
 
 interface Wait {
+  readonly kind: LockKind;
+  readonly name: string;
+  /** The revision of the acquire entry (its waiter key's createRevision). */
+  readonly revision: number;
   readonly resolve: (holder: HolderRecord) => void;
   readonly reject: (err: unknown) => void;
 }
@@ -225,7 +229,13 @@ export class LockService {
             (err: unknown) => reject(new KeelError(why.code, `${why.message}; withdrawing the waiter failed: ${(err as Error).message}`, { key })),
           );
         });
-      const waiting: Wait = { resolve: (holder) => finish(() => resolve(holder)), reject: (err) => finish(() => reject(err)) };
+      const waiting: Wait = {
+        kind,
+        name,
+        revision: acquired.revision,
+        resolve: (holder) => finish(() => resolve(holder)),
+        reject: (err) => finish(() => reject(err)),
+      };
       this.addWait(key, waiting);
       cleanups.push(() => this.removeWait(key, waiting));
       const timeout = new KeelError('WAIT_TIMEOUT', `${kind}/${name} not acquired within waitMs ${waitMs}`, { key });
@@ -238,14 +248,28 @@ export class LockService {
         cleanups.push(() => request.signal?.removeEventListener('abort', onAbort));
       }
       if (request.ttl !== undefined) cleanups.push(this.keepAliveWhileWaiting(lease, request.ttl));
-      this.checkApplied(kind, name, acquired).then(
-        (outcome) => {
-          if (outcome === 'gone') waiting.reject(new KeelError('LEASE_NOT_FOUND', `the waiter ${key} went away before it got ${kind}/${name}`));
-          else if (outcome !== 'waiting') waiting.resolve(outcome);
-        },
-        (err: unknown) => waiting.reject(err),
-      );
+      this.recheck(key, waiting);
     });
+  }
+
+  /** Settles a wait from what this node applied (events it missed: before it subscribed, or a snapshot restore). */
+  private recheck(key: string, wait: Wait): void {
+    this.checkApplied(wait.kind, wait.name, { key, revision: wait.revision }).then(
+      (outcome) => {
+        if (outcome === 'gone') wait.reject(new KeelError('LEASE_NOT_FOUND', `the waiter ${key} went away before it got ${wait.kind}/${wait.name}`));
+        else if (outcome !== 'waiting') wait.resolve(outcome);
+      },
+      (err: unknown) => wait.reject(err),
+    );
+  }
+
+  /**
+   * After the store was restored from a snapshot: no apply events were emitted for what the snapshot changed, so
+   * every waiting request looks at the restored state, and the leader (if this node becomes one) rescans.
+   */
+  reconcile(): void {
+    for (const [key, waits] of this.waits) for (const wait of [...waits]) this.recheck(key, wait);
+    this.onLeaderChange();
   }
 
   /** After subscribing: what this node already applied about the waiter (its events before the subscription). */

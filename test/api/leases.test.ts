@@ -96,6 +96,22 @@ void t.test('expiry deletes the keys in one revision, visible to watchers', asyn
   expectError(t, await call(address, 'GET', `/v1/leases/${lease}`), 'LEASE_NOT_FOUND', 'the lease is gone');
 });
 
+void t.test('extension: keepalive of many leases in one request', async (t) => {
+  const address = targets[1]!.address;
+  const ids: number[] = [];
+  for (let i = 0; i < 3; i++) ids.push(expectOk(t, await call(address, 'POST', '/v1/leases', { body: { ttl: 7 } }), 'grant', 201).json.id as number);
+  const answer = expectOk(t, await call(address, 'POST', '/v1/leases/keepalive', { body: { ids: [...ids, 424242, ids[0]] } }), 'keepalive many');
+  t.same(
+    [...(answer.json.leases as { id: number }[])].sort((a, b) => a.id - b.id),
+    [...ids].sort((a, b) => a - b).map((id) => ({ id, ttl: 7 })),
+    'every known lease refreshed once',
+  );
+  t.same(answer.json.notFound, [424242], 'the unknown one listed');
+  expectError(t, await call(address, 'POST', '/v1/leases/keepalive', { body: { ids: [] } }), 'INVALID_ARGUMENT', 'no ids');
+  expectError(t, await call(address, 'POST', '/v1/leases/keepalive', { body: { ids: Array.from({ length: 1001 }, (_, i) => i + 1) } }), 'INVALID_ARGUMENT', 'over 1000 ids');
+  for (const id of ids) expectOk(t, await call(address, 'DELETE', `/v1/leases/${id}`), 'revoke');
+});
+
 void t.test('a retried grant with the same request id grants once', async (t) => {
   const address = targets[1]!.address;
   const headers = { 'x-keel-request-id': 'lease-grant-retry-1' };

@@ -81,6 +81,7 @@ void t.test('a holder whose lease expires loses the lock; its late fenced write 
   t.ok(acquiredMs - lastKeepaliveSentMs >= ttlMs, `not before A's ttl (${Math.round(acquiredMs - lastKeepaliveSentMs)} ms after A's last keepalive)`);
   const bound = ttlMs + electionTimeoutMaxMs + slackMs;
   t.ok(acquiredMs - lastKeepaliveAckMs <= bound, `hand-over ${Math.round(acquiredMs - lastKeepaliveAckMs)} ms after A's last ack (bound ${bound})`);
+  t.comment(`hand-over: B acquired ${Math.round(acquiredMs - lastKeepaliveSentMs)} ms after A's last keepalive was sent (ttl ${ttlMs})`);
 
   const late = await call(anyNode(1), 'PUT', '/v1/kv/guarded', { body: { value: 'A late', fence: { lock: 'expiry-lock', token: fenceA } } });
   t.equal(late.status, 412, 'the ex-holder late write is refused');

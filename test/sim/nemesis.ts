@@ -224,7 +224,7 @@ export class Nemesis {
     if (leader === null) return;
     const raft = leader.core;
     const { voters, learners } = raft.conf;
-    let change: ConfChange | null = null;
+    let change: (ConfChange & { id: NodeId }) | null = null;
     const learner = learners[0];
     if (learner !== undefined) {
       const progress = raft.status().progress?.find((p) => p.id === learner);
@@ -236,11 +236,21 @@ export class Nemesis {
     } else if (this.added < addedNodesMax) {
       change = { type: 'addLearner', id: `n${this.host.nodes().length + 1}` };
     }
-    if (change === null) return;
+    if (change === null || !this.proposeConfChange(leader, change)) return;
+    if (change.type === 'promote' && this.prng.next() < 0.3) {
+      // At once a second voter change, while the first is in flight: the core must refuse it (CONFLICT), or two
+      // configurations whose majorities need not overlap could be in use at the same time.
+      const others = voters.filter((id) => id !== leader.id);
+      if (others.length > 0) this.proposeConfChange(leader, { type: 'remove', id: this.pick(others) });
+    }
+  }
+
+  /** Proposes one change through `leader`; returns false if the core refused it (as it may). */
+  private proposeConfChange(leader: SimNode, change: ConfChange & { id: NodeId }): boolean {
     try {
-      raft.proposeConfChange(change);
+      leader.core.proposeConfChange(change);
     } catch (err) {
-      if (isKeelError(err, 'CONFLICT') || isKeelError(err, 'UNAVAILABLE') || isKeelError(err, 'NOT_FOUND')) return;
+      if (isKeelError(err, 'CONFLICT') || isKeelError(err, 'UNAVAILABLE') || isKeelError(err, 'NOT_FOUND')) return false;
       throw err;
     }
     this.host.trace(`nemesis: ${leader.id} proposes ${change.type} ${change.id}`);
@@ -251,5 +261,6 @@ export class Nemesis {
     }
     leader.pump();
     this.host.touched(leader);
+    return true;
   }
 }

@@ -5,13 +5,15 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ElectionService, Lessor, LockService } from '../../lease/index.js';
 import type { KvStore } from '../../store/index.js';
-import { KeelError } from '../../util/errors.js';
+import { KeelError, isKeelError } from '../../util/errors.js';
 import {
   consistencyQuerySchema,
   grantBodySchema,
+  keepaliveManyBodySchema,
   leaseParamsSchema,
   type ConsistencyQuery,
   type GrantBody,
+  type KeepaliveManyBody,
   type LeaseParams,
 } from '../schemas/leases.js';
 import { requestIdOf } from './kv.js';
@@ -46,6 +48,22 @@ export const leaseRoutes: FastifyPluginAsync<{ backend: LeaseBackend }> = async 
   app.post<{ Params: LeaseParams }>('/v1/leases/:id/keepalive', { schema: { params: leaseParamsSchema } }, async (request, reply) => {
     const kept = await lessor.keepalive(request.params.id);
     return reply.header('X-Keel-Revision', String(kept.revision)).send({ id: kept.id, ttl: kept.ttl });
+  });
+
+  // Many leases in one request: each id rides the same coalesced entries as single keepalives.
+  app.post<{ Body: KeepaliveManyBody }>('/v1/leases/keepalive', { schema: { body: keepaliveManyBodySchema } }, async (request, reply) => {
+    const outcomes = await Promise.allSettled([...new Set(request.body.ids)].map((id) => lessor.keepalive(id)));
+    const leases: { id: number; ttl: number }[] = [];
+    const notFound: number[] = [];
+    let revision = 0;
+    for (const outcome of outcomes) {
+      if (outcome.status === 'fulfilled') {
+        leases.push({ id: outcome.value.id, ttl: outcome.value.ttl });
+        revision = Math.max(revision, outcome.value.revision);
+      } else if (isKeelError(outcome.reason, 'LEASE_NOT_FOUND')) notFound.push(outcome.reason.details['lease'] as number);
+      else throw outcome.reason; // 503/504: the same for every id of the request
+    }
+    return reply.header('X-Keel-Revision', String(revision === 0 ? store.revision() : revision)).send({ leases, notFound });
   });
 
   app.get<{ Params: LeaseParams; Querystring: ConsistencyQuery }>(

@@ -35,6 +35,20 @@ export const grantBodySchema = {
   properties: { ttl, id: leaseId },
 } as const;
 
+/** Keepalive of many leases in one request (an extension of the contract for clients holding many leases). */
+export interface KeepaliveManyBody {
+  ids: number[];
+}
+
+export const keepaliveManyBodyMax = 1_000;
+
+export const keepaliveManyBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['ids'],
+  properties: { ids: { type: 'array', minItems: 1, maxItems: keepaliveManyBodyMax, items: leaseId } },
+} as const;
+
 export interface LeaseParams {
   id: number;
 }
