@@ -93,9 +93,11 @@ export async function acquireWithLease(
         if (lease.signal.aborted) throw lease.signal.reason;
         return { lease, answer: response.body };
       } catch (err) {
-        // The node we waited on went away mid-wait (HttpClient fails over only within its retry window). Acquiring
-        // again with the same lease is safe: the server gives a lease its existing place in the queue back.
-        if (!isKeelError(err, 'UNAVAILABLE') || controller.signal.aborted || Date.now() >= deadlineMs) throw err;
+        // The node we waited on went away mid-wait (HttpClient fails over only within its retry window): a POST cut
+        // off after it was sent is TIMEOUT (it may have been applied), one never sent UNAVAILABLE. Acquiring again
+        // with the same lease is safe either way: the server gives a lease its existing place in the queue back.
+        const isRetriable = isKeelError(err, 'UNAVAILABLE') || isKeelError(err, 'TIMEOUT');
+        if (!isRetriable || controller.signal.aborted || Date.now() >= deadlineMs) throw err;
         await delay(100, controller.signal);
       }
     }

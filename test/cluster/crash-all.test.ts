@@ -14,7 +14,7 @@ import { setupWaitMs } from '../helpers/runtime.js';
 
 const writers = 12;
 
-interface Record {
+interface WriteLog {
   readonly acknowledged: Map<string, string>;
   readonly attempted: Map<string, string>;
   readonly outcomes: Map<string, number>;
@@ -23,7 +23,7 @@ interface Record {
 void t.test('kill -9 of all nodes under write load loses no acknowledged write', async (t) => {
   const cluster = await startCluster(t, { nodes: 3 });
   await cluster.waitForLeader(setupWaitMs);
-  const record: Record = { acknowledged: new Map(), attempted: new Map(), outcomes: new Map() };
+  const record: WriteLog = { acknowledged: new Map(), attempted: new Map(), outcomes: new Map() };
 
   for (let round = 1; round <= 2; round++) {
     let stop = false;
@@ -56,7 +56,7 @@ void t.test('kill -9 of all nodes under write load loses no acknowledged write',
 });
 
 /** PUTs distinct keys until told to stop; records what was attempted and what was acknowledged. */
-async function writer(client: HttpClient, name: string, record: Record, stopped: () => boolean): Promise<void> {
+async function writer(client: HttpClient, name: string, record: WriteLog, stopped: () => boolean): Promise<void> {
   for (let i = 0; !stopped(); i++) {
     const key = `crash/${name}/${i}`;
     const value = `${name}-${i}`;

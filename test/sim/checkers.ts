@@ -1,7 +1,7 @@
 // The simulator's checkers: a global observer that sees every node after every step and every disk write.
 //   S1  at most one leader per term.
 //   S2  a leader only appends entries of its own term, at the end of its log (never truncates it); an entry of
-//       term T is only ever created while a leader of T exists.
+//       term T is only ever created while a leader of T exists; and a conf change only when no other is pending.
 //   S3  log matching: an (index, term) pair always names the same entry with the same predecessor term, checked
 //       on every persisted entry (by induction: same prefix).
 //   S4  leader completeness: a new leader's log holds every entry committed in an earlier term; and the commit
@@ -168,6 +168,13 @@ export class SafetyChecker {
     }
   }
 
+  /** Right after `node` handed out a Ready (its state is exactly the one that made it). */
+  onReady(node: SimNode, rd: Ready): void {
+    const raft = node.raft!;
+    if (raft.role !== 'leader') return;
+    for (const entry of rd.entries) if (entry.type === 'conf') this.checkMembershipRule(node, entry, raft.term);
+  }
+
   /** After a Ready's batch was written to `node`'s disk. */
   onPersisted(node: SimNode, rd: Ready, leaderTerm: number | null, effects: WriteEffects): void {
     if (rd.snapshot !== null) this.checkSnapshotPoint(node, rd.snapshot);
@@ -197,6 +204,26 @@ export class SafetyChecker {
     }
     if (entries[0]!.index !== effects.lastIndexBefore + 1 || effects.removed.length > 0) {
       violation(`S2: leader ${node.id} of term ${term} rewrote its log from index ${entries[0]!.index} (last was ${effects.lastIndexBefore})`);
+    }
+  }
+
+  /**
+   * The membership rule single-server changes rest on (membership.ts): a leader appends a conf change only once
+   * every earlier conf entry in its log and an entry of its own term are applied, so two changes never overlap
+   * (two in flight could put configurations whose majorities do not intersect in use at once).
+   */
+  private checkMembershipRule(node: SimNode, entry: Entry, term: number): void {
+    const log = node.raft!.log;
+    const applied = log.applied;
+    const appliedTerm = log.term(applied);
+    if (appliedTerm !== null && appliedTerm !== term) {
+      violation(`membership rule: leader ${node.id} of term ${term} appended conf entry ${entry.index} before applying an entry of its term`);
+    }
+    const from = Math.max(applied + 1, log.firstIndex());
+    for (const earlier of log.slice(from, entry.index, Number.MAX_SAFE_INTEGER)) {
+      if (earlier.type === 'conf') {
+        violation(`membership rule: leader ${node.id} appended conf entry ${entry.index} while conf entry ${earlier.index} is not applied`);
+      }
     }
   }
 

@@ -317,6 +317,10 @@ export class SimCluster implements NodeHost, WorkloadHost, NemesisHost {
     return unreachable;
   }
 
+  onReady(node: SimNode, rd: Ready): void {
+    this.safety.onReady(node, rd);
+  }
+
   onPersisted(node: SimNode, rd: Ready, leaderTerm: number | null, effects: WriteEffects): void {
     this.safety.onPersisted(node, rd, leaderTerm, effects);
     if (effects.removed.length > 0) {

@@ -27,6 +27,7 @@ export interface NodeHost {
   schedule(at: number, event: NodeEvent): void;
   /** Sends messages; returns the peers the transport noticed were unreachable. */
   send(from: SimNode, messages: readonly PeerMessage[]): NodeId[];
+  onReady(node: SimNode, rd: Ready): void;
   onPersisted(node: SimNode, rd: Ready, leaderTerm: number | null, effects: WriteEffects): void;
   onRestored(node: SimNode, snapshot: Snapshot, state: SmState): void;
   onApplied(node: SimNode, entry: Entry, state: SmState): void;
@@ -184,6 +185,7 @@ export class SimNode {
       const raft = this.core;
       const rd = raft.ready();
       this.readyCount++;
+      this.host.onReady(this, rd);
       empty = isEmptyReady(rd) ? empty + 1 : 0;
       if (empty >= 3) this.host.fail(`node ${this.id}: hasReady() stays true with empty Readys (a driver would spin forever)`);
       this.inFlight = { rd, leaderTerm: raft.role === 'leader' ? raft.term : null };

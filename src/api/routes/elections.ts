@@ -34,7 +34,8 @@ export const electionRoutes: FastifyPluginAsync<{ backend: LeaseBackend }> = asy
         requestId: requestIdOf(request),
         signal: clientGone(reply),
       });
-      return reply.send(leadership);
+      // The election is applied on this node by now: the store's revision reflects it.
+      return reply.header('X-Keel-Revision', String(backend.store.revision())).send(leadership);
     },
   );
 

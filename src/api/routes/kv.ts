@@ -159,8 +159,15 @@ export const kvRoutes: FastifyPluginAsync<{ backend: KvBackend }> = async (app, 
     return withRevision(reply, result.revision).send(result);
   });
 
-  // Diagnostics: a hash of the whole KV state at a revision (default: current). Two nodes that applied the same
-  // entries answer the same hash for the same revision (S5); `keel` and the tests compare them.
+  await app.register(diagnosticRoutes, { store });
+  await app.register(internalRoutes, { backend });
+};
+
+/**
+ * Diagnostics: a hash of the whole KV state at a revision (default: current). Two nodes that applied the same
+ * entries answer the same hash for the same revision (S5); `keel` and the tests compare them.
+ */
+const diagnosticRoutes: FastifyPluginAsync<{ store: KvStore }> = async (app, { store }) => {
   app.get<{ Querystring: { revision?: number } }>(
     '/v1/debug/hash',
     { schema: { querystring: { type: 'object', additionalProperties: false, properties: { revision: { type: 'integer', minimum: 0 } } } } },
@@ -170,9 +177,13 @@ export const kvRoutes: FastifyPluginAsync<{ backend: KvBackend }> = async (app, 
       return withRevision(reply, store.revision()).send({ revision, hash });
     },
   );
+};
 
-  // Followers forward encoded commands here. The command is decoded and validated again: nothing that would
-  // not pass the public routes' checks reaches the log through this door.
+/**
+ * Followers forward encoded commands here. The command is decoded and validated again: nothing that would not
+ * pass the public routes' checks reaches the log through this door.
+ */
+const internalRoutes: FastifyPluginAsync<{ backend: KvBackend }> = async (app, { backend }) => {
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
   app.post<{ Body: Buffer }>(internalProposePath, async (request, reply) => {
     if (!Buffer.isBuffer(request.body)) throw new KeelError('INVALID_ARGUMENT', 'expected an encoded command');

@@ -41,7 +41,8 @@ export const lockRoutes: FastifyPluginAsync<{ backend: LeaseBackend }> = async (
         requestId: requestIdOf(request),
         signal: clientGone(reply),
       });
-      return reply.send({ name, key: held.key, fence: held.fence, lease: held.lease });
+      // The grant is applied on this node by now: the store's revision reflects it.
+      return reply.header('X-Keel-Revision', String(backend.store.revision())).send({ name, key: held.key, fence: held.fence, lease: held.lease });
     },
   );
 
