@@ -94,7 +94,7 @@ class ReconnectBackoff {
     if (waitedMs >= this.giveUpMs) return null;
     const backoffMs = this.failures === 0 ? 0 : Math.min(watchDefaults.backoffFirstMs * 2 ** (this.failures - 1), watchDefaults.backoffMaxMs);
     this.failures++;
-    return Math.min(backoffMs, this.giveUpMs - waitedMs);
+    return Math.min(backoffMs, Math.ceil(this.giveUpMs - waitedMs));
   }
 }
 
