@@ -3,33 +3,40 @@
 // peerUrl, voter, reachable; on the leader numeric matchIndex and lag), GET /health answers 200 on all nodes and
 // GET /metrics exposes the Raft term, fsync duration, peer round-trip and HTTP duration metrics.
 // Method: real `keel start` processes on 127.0.0.1 with ephemeral ports (test/helpers/cluster.ts, default timings:
-// tickMs 50 × electionTicks 10); the time from spawn to an agreed leader and to the first acknowledged write is
-// measured and printed with t.comment(). Every child is killed by PID in teardown.
+// tickMs 50 × electionTicks 10). Every node's /v1/status is polled from the moment of spawn: the election time is
+// when a node first reports itself leader (asserted ≤ 3 s); the times to its first acknowledged write (a serving
+// leader) and to every node naming it are printed with t.comment(). Every child is killed by PID in teardown.
 import os from 'node:os';
 import t from 'tap';
 import type { NodeStatus } from '../../src/api/index.js';
 import { startCluster } from '../helpers/cluster.js';
-import { getText, metricValue, waitFor } from '../helpers/runtime.js';
+import { getText, metricValue, setupWaitMs, waitFor } from '../helpers/runtime.js';
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
 
+const electionBoundMs = 3_000;
+
 void t.test('a new 3-node cluster elects a leader and reports it everywhere', async (t) => {
-  // The bound includes three Node processes loading the server at once; on a machine whose load is far above
-  // its core count it can be missed for want of CPU, so the load is part of the message.
+  // Three Node processes load the server at once (about 0.5 s of CPU each): on a machine whose load is far above
+  // its core count the bound can be missed for want of CPU, so the load is part of the message.
   const load = `load average ${os.loadavg()[0]!.toFixed(1)} on ${os.availableParallelism()} cores`;
   const spawnedAt = performance.now();
   const cluster = await startCluster(t, { nodes: 3 });
-  const leader = await cluster.waitForLeader(3_000).catch((err: Error) => {
-    throw new Error(`${err.message} (${load})`);
-  });
+  const elected = await waitFor('a node reporting itself leader', setupWaitMs, async () => {
+    const all = await Promise.all(cluster.nodes.map((n) => cluster.status(n.id)));
+    return all.find((s) => s?.role === 'leader') ?? null;
+  }, 20);
   const electedMs = performance.now() - spawnedAt;
-  t.ok(electedMs <= 3_000, `leader ${leader} agreed on by every node ${Math.round(electedMs)} ms after spawn (bound 3000; ${load})`);
+  t.ok(electedMs <= electionBoundMs, `${elected.id} elected leader (term ${elected.term}) ${Math.round(electedMs)} ms after spawn (bound ${electionBoundMs}; ${load})`);
 
-  const client = cluster.client();
-  const put = await client.call<{ revision: number }>('PUT', '/v1/kv/startup/first', { value: 'hello' });
+  const put = await cluster.client([elected.id]).call<{ revision: number }>('PUT', '/v1/kv/startup/first', { value: 'hello' });
   const servingMs = performance.now() - spawnedAt;
-  t.comment(`spawn → agreed leader: ${Math.round(electedMs)} ms; spawn → first acknowledged write: ${Math.round(servingMs)} ms`);
-  t.ok(put.body.revision >= 1, 'the first write is acknowledged with a revision');
+  t.ok(put.body.revision >= 1, 'the leader acknowledges the first write with a revision');
+  // The last process to finish loading may come up after the election; once up it must name the same leader.
+  const leader = await cluster.waitForLeader(setupWaitMs);
+  const agreedMs = performance.now() - spawnedAt;
+  t.equal(leader, elected.id, 'every node names the elected leader (no second election when the last node joined)');
+  t.comment(`spawn → leader elected: ${Math.round(electedMs)} ms; → first acknowledged write: ${Math.round(servingMs)} ms; → every node names it: ${Math.round(agreedMs)} ms (${load})`);
 
   // Connections between peers come up in the background: wait until every node sees every member reachable.
   const statuses = await waitFor('every member reachable from every node', 5_000, async () => {
