@@ -2,10 +2,13 @@
 // follower, whether it stops alone or with the whole cluster — and a cluster restarted on the same data dirs
 // resumes: every key written before is readable with its value, the term has not gone backwards, a leader is
 // elected again and writes are accepted.
-// Method: a real 3-node cluster (test/helpers/cluster.ts). Round 1 stops the nodes one at a time with SIGTERM,
-// the leader first (so it hands leadership over while the others still run); round 2 sends SIGINT to all three at
+// Method: a real 3-node cluster (test/helpers/cluster.ts). Round 1 stops the nodes one at a time with SIGTERM:
+// the leader (which hands leadership over), then the node it handed over to (whose log must name the one node
+// still running as its transferee, not the stopped one), then the last; round 2 sends SIGINT to all three at
 // once, as Ctrl-C in a terminal does. After each round all nodes are restarted on their data dirs and checked.
 // Every child is killed by PID in teardown.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import t from 'tap';
 import type { NodeStatus } from '../../src/api/index.js';
 import type { HttpClient } from '../../src/client.js';
@@ -23,13 +26,14 @@ void t.test('SIGTERM and SIGINT stop nodes with code 0 in time and a restart res
   await writeKeys(cluster.client(), written, 'before-round-1', 20);
   let termBefore = await maxTerm(t, cluster);
 
-  // Round 1: SIGTERM, one node at a time, the leader first.
-  const order = [leader, ...cluster.nodes.map((n) => n.id).filter((id) => id !== leader)];
-  for (const id of order) {
-    const { code, ms } = await cluster.stop(id, 'SIGTERM');
-    t.equal(code, 0, `${id}${id === leader ? ' (leader)' : ''}: SIGTERM → exit code 0`);
-    t.ok(ms < stopDeadlineMs, `${id}: stopped in ${Math.round(ms)} ms (bound ${stopDeadlineMs})`);
-  }
+  // Round 1: SIGTERM, one node at a time: the leader, then the leader it handed over to, then the last node.
+  const first = await stopChecked(t, cluster, leader, 'SIGTERM', '(leader)');
+  const second = await cluster.waitForLeader(setupWaitMs, cluster.running().map((n) => n.id));
+  const last = cluster.running().find((n) => n.id !== second)!.id;
+  await stopChecked(t, cluster, second, 'SIGTERM', '(the new leader)');
+  // The new leader must hand over to the node still running, not to the one that just stopped.
+  t.same(transferTargets(cluster, second), [last], `${second} handed leadership to the running ${last}, not to the stopped ${first}`);
+  await stopChecked(t, cluster, last, 'SIGTERM', '(the last node)');
   leader = await restartAndCheck(t, cluster, written, termBefore, 'after SIGTERM');
   await writeKeys(cluster.client(), written, 'before-round-2', 20);
   termBefore = await maxTerm(t, cluster);
@@ -43,6 +47,21 @@ void t.test('SIGTERM and SIGINT stop nodes with code 0 in time and a restart res
   });
   await restartAndCheck(t, cluster, written, termBefore, 'after SIGINT');
 });
+
+async function stopChecked(t: Test, cluster: TestCluster, id: string, signal: NodeJS.Signals, what: string): Promise<string> {
+  const { code, ms } = await cluster.stop(id, signal);
+  t.equal(code, 0, `${id} ${what}: ${signal} → exit code 0`);
+  t.ok(ms < stopDeadlineMs, `${id}: stopped in ${Math.round(ms)} ms (bound ${stopDeadlineMs})`);
+  return id;
+}
+
+/** The peers a node tried to hand leadership to on shutdown, from its log (JSON lines, info level). */
+function transferTargets(cluster: TestCluster, id: string): string[] {
+  return readFileSync(path.join(cluster.dir, `${id}.log`), 'utf8')
+    .split('\n')
+    .filter((line) => line.includes('shutting down: transferring leadership'))
+    .map((line) => (JSON.parse(line) as { to: string }).to);
+}
 
 async function writeKeys(client: HttpClient, written: Map<string, string>, prefix: string, count: number): Promise<void> {
   for (let i = 0; i < count; i++) {

@@ -1,9 +1,9 @@
 // Goal: run many simulator seeds from the command line, and replay one seed verbosely.
 // Method: `npm run sim -- --seeds N [--start S] [--nodes 3|5] [--jobs J]` splits the seeds over J child
 // processes (default: one per core), prints every failure (seed, drawn parameters, violation, trace tail) and a
-// summary; it fails if any seed failed or if a rare event (snapshot installed, leadership transferred, log
-// truncated, node restarted, membership change applied) never happened. `KEEL_SEED=<seed> npm run sim` replays
-// exactly one seed and prints its whole trace.
+// summary; it fails if any seed failed or if, in a batch of 100 seeds or more, a rare event (snapshot
+// installed, leadership transferred, log truncated, node restarted, membership change applied) never happened.
+// `KEEL_SEED=<seed> npm run sim` replays exactly one seed and prints its whole trace.
 import { fork, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,9 @@ interface Args {
   nodes: number | undefined;
   jobs: number;
 }
+
+/** A batch this small need not see every rare event (a full `npm test` batch always must). */
+const rareEventsMinSeeds = 100;
 
 type WorkerReply = { kind: 'result'; seed: number; ok: boolean; stats: SimResult['stats']; report: string | null };
 
@@ -117,9 +120,11 @@ async function runBatch(args: Args): Promise<number> {
     code = 1;
   }
   const missing = missingRareEvents(totals);
-  if (missing.length > 0) {
+  if (missing.length > 0 && totals.seeds >= rareEventsMinSeeds) {
     console.log(`FAILED: the batch never saw: ${missing.join(', ')}`);
     code = 1;
+  } else if (missing.length > 0) {
+    console.log(`(never saw ${missing.join(', ')}; required only of batches of ${rareEventsMinSeeds} seeds or more)`);
   }
   if (code === 0) console.log('all seeds passed');
   return code;

@@ -98,6 +98,14 @@ export class RaftDriver extends EventEmitter {
   start(): void {
     this.options.transport.onMessage((message) => this.onPeerMessage(message));
     this.options.transport.onUnreachable((peer) => this.guard(() => this.node.step({ type: 'unreachable', peer })));
+    // Election tick advance (as etcd does): a node that just started has heard from no leader, so it may count
+    // all but one tick of the base election timeout as elapsed. Its first campaign then comes after 1..electionTicks
+    // ticks instead of electionTicks..2*electionTicks, still randomized, and a fresh cluster elects a leader about
+    // one election timeout sooner. Safe: pre-vote keeps an early campaign from disrupting a live leader, and a
+    // leader's heartbeat (arriving within one tick) resets the count anyway.
+    this.guard(() => {
+      for (let i = 0; i < this.node.config.electionTicks - 1; i++) this.node.tick();
+    });
     this.ticker = setInterval(() => this.guard(() => this.node.tick()), this.options.tickMs);
     this.schedule();
   }
@@ -200,9 +208,13 @@ export class RaftDriver extends EventEmitter {
 
   private async handOverLeadership(timeoutMs: number): Promise<void> {
     const status = this.node.status();
+    // Only a voter we can reach right now: a peer that is down (often the previous leader, stopping a moment ago,
+    // whose matchIndex this new leader has not learned yet) would hold this node in a doomed transfer for the whole
+    // timeout, refusing proposals. Among those, one that answered recently and has the most of the log goes first.
     const candidates = (status.progress ?? [])
       .filter((p) => p.id !== this.node.id && !p.isLearner && status.conf.voters.includes(p.id))
-      .sort((a, b) => b.matchIndex - a.matchIndex);
+      .filter((p) => this.options.transport.isConnected(p.id))
+      .sort((a, b) => Number(b.recentActive) - Number(a.recentActive) || b.matchIndex - a.matchIndex);
     const target = candidates[0];
     if (target === undefined) return;
     this.options.logger.info({ to: target.id }, 'shutting down: transferring leadership');
