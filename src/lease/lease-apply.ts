@@ -14,6 +14,7 @@ import { KeelError } from '../util/errors.js';
 import type { LeaseTable } from './lease-table.js';
 import { leaseLimits } from './limits.js';
 import { extensionNames, leaseKeys } from './prefixes.js';
+import { fields, invalid } from './validate.js';
 
 export type RevokeReason = 'revoke' | 'expired';
 const revokeReasons: readonly RevokeReason[] = ['revoke', 'expired'];
@@ -41,16 +42,6 @@ export interface LeaseApplyDeps {
 
 const { ttlSecondsMax, idsPerEntryMax } = leaseLimits;
 
-function invalid(message: string): KeelError {
-  return new KeelError('INVALID_ARGUMENT', message);
-}
-
-function fields(body: unknown, allowed: readonly string[], what: string): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid(`${what}: body must be an object`);
-  const obj = body as Record<string, unknown>;
-  for (const name of Object.keys(obj)) if (!allowed.includes(name)) throw invalid(`${what}: unknown field "${name}"`);
-  return obj;
-}
 
 function leaseId(value: unknown, what: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) throw invalid(`${what} must be a lease id`);

@@ -24,6 +24,7 @@ import { KeelError } from '../util/errors.js';
 import type { RevokeReason, RevokeResult } from './lease-apply.js';
 import { leaseLimits } from './limits.js';
 import { extensionNames, leaseKeys, lockKeys, namePattern, parseWaiterKey, type LockKind } from './prefixes.js';
+import { fields, invalid } from './validate.js';
 
 export interface HolderRecord {
   /** The holder's waiter key, or null while the lock is free. */
@@ -86,16 +87,6 @@ function encodeHolder(holder: HolderRecord): string {
 
 // ---- validation (again at apply: an entry must not be applied half-understood)
 
-function invalid(message: string): KeelError {
-  return new KeelError('INVALID_ARGUMENT', message);
-}
-
-function fields(body: unknown, allowed: readonly string[], what: string): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid(`${what}: body must be an object`);
-  const obj = body as Record<string, unknown>;
-  for (const name of Object.keys(obj)) if (!allowed.includes(name)) throw invalid(`${what}: unknown field "${name}"`);
-  return obj;
-}
 
 function kindOf(value: unknown): LockKind {
   if (value !== 'locks' && value !== 'elections') throw invalid('kind must be locks or elections');

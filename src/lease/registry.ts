@@ -14,6 +14,7 @@ import { KeelError } from '../util/errors.js';
 import { limits } from '../util/limits.js';
 import { checkTtl } from './lessor.js';
 import { extensionNames, namePattern, serviceKeys } from './prefixes.js';
+import { invalid } from './validate.js';
 
 export type InstanceStatus = 'passing' | 'critical';
 
@@ -101,10 +102,6 @@ export const registryLimits = {
 // ---- validation (untrusted input: the API body before proposing, and the decoded command before applying)
 
 type Fields = Record<string, unknown>;
-
-function invalid(message: string): KeelError {
-  return new KeelError('INVALID_ARGUMENT', message);
-}
 
 function object(value: unknown, what: string): Fields {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array) {

@@ -1,7 +1,7 @@
 // Goal: prove the real Raft core safe and live under faults, over a bounded batch of simulator seeds (issue #2):
 // S1-S5, the commit rule, no committed entry lost or changed, the client history (acknowledged writes applied
 // exactly once, ReadIndex reads not stale), and L1-L3 plus catch-up once the faults heal.
-// Method: run seeds 1..N (N = KEEL_SIM_SEEDS, default 400; each seed draws 3 or 5 founding nodes and its own
+// Method: run seeds 1..N (N = KEEL_SIM_SEEDS, default 600; each seed draws 3 or 5 founding nodes and its own
 // fault rates) through the deterministic simulator in test/sim/, then the fixed regression seeds. The batch also
 // fails if a rare event (snapshot installed, leadership transferred, log truncated, node restarted, membership
 // change applied) never happened, or if one cluster size was never drawn: then it did not test what it claims.
@@ -9,7 +9,7 @@
 import t from 'tap';
 import { addToTotals, emptyTotals, formatFailure, formatTotals, missingRareEvents, runSeed } from './sim.js';
 
-const batchSeeds = Number(process.env['KEEL_SIM_SEEDS'] ?? 400);
+const batchSeeds = Number(process.env['KEEL_SIM_SEEDS'] ?? 600);
 
 /**
  * Seeds that once exposed a bug; they run on every `npm test` (a seed replays exactly only as long as the
