@@ -6,7 +6,7 @@ import path from 'node:path';
 import { keelApi } from './apis.js';
 import { pollUntil, type BenchCluster, type BenchNode } from './cluster.js';
 import { freePort, send } from './http.js';
-import { repoRoot } from './machine.js';
+import { keelRevision, repoRoot } from './machine.js';
 import type { Supervisor } from './supervisor.js';
 
 export interface KeelClusterOptions {
@@ -54,7 +54,7 @@ export async function startKeelCluster(supervisor: Supervisor, options: KeelClus
     await Promise.all(nodes.map((node) => supervisor.stop(node.child, 'SIGTERM', 8_000)));
   };
 
-  return { api: keelApi, nodes, version: `keel ${keelVersion()} (node ${process.version})`, leader, stop };
+  return { api: keelApi, nodes, version: `keel ${keelVersion()} at ${keelRevision()} (node ${process.version})`, leader, stop };
 }
 
 function keelVersion(): string {

@@ -1,5 +1,6 @@
 // Where the benchmark runs: the repository root (results go to bench/results/), and the machine's description
 // that goes with every result (a ratio means little without the box it was measured on).
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -53,4 +54,15 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     dataFileSystem,
   };
+}
+
+/** The commit the benchmarked Keel was built from ("+changes" when tracked files differ from it), or "unknown". */
+export function keelRevision(): string {
+  try {
+    const git = (...args: string[]): string => execFileSync('git', ['-C', repoRoot(), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const commit = git('rev-parse', '--short', 'HEAD');
+    return git('status', '--porcelain', '--untracked-files=no') === '' ? commit : `${commit}+changes`;
+  } catch {
+    return 'unknown';
+  }
 }

@@ -29,18 +29,24 @@ export async function watchLatency(cluster: BenchCluster, leader: BenchNode, put
     // The first line (Keel's "created", etcd's created:true) says the watcher is registered.
     await waitFor(() => sawFirstLine, eventTimeoutMs, 'the watch to be created', (w) => (wake = w));
     const samples: number[] = [];
+    const answers: number[] = [];
     let missed = 0;
     const started = performance.now();
     for (let seq = 0; seq < warmupPuts + puts; seq++) {
       const value = `w${seq}:`.padEnd(valueBytes, 'x');
       const sentAt = performance.now();
       await sendOk(leader.clientUrl, cluster.api.put(key, value));
+      if (seq >= warmupPuts) answers.push(performance.now() - sentAt);
       const ok = await waitFor(() => arrived.has(seq), eventTimeoutMs, null, (w) => (wake = w));
       if (!ok) missed++;
       else if (seq >= warmupPuts) samples.push(arrived.get(seq)! - sentAt);
     }
     const seconds = (performance.now() - started) / 1000;
-    const measurement = latencyMeasurement(samples, seconds, missed > 0 ? `${missed} events not received within ${eventTimeoutMs} ms` : undefined);
+    // The put's own answer time, for telling the write path from the watch delivery path.
+    const answerP50 = latencyMeasurement(answers, seconds).p50Ms;
+    const notes = [`put answer p50 ${answerP50?.toFixed(2) ?? 'n/a'} ms`];
+    if (missed > 0) notes.push(`${missed} events not received within ${eventTimeoutMs} ms`);
+    const measurement = latencyMeasurement(samples, seconds, notes.join('; '));
     return { ...measurement, errors: missed };
   } finally {
     stream.close();
