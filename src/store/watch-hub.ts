@@ -25,15 +25,11 @@ import { checkCount, checkKey } from './commands.js';
 import type { Bytes, KeyRange } from './keys.js';
 import { inRange, isSingleKeyRange, utf8 } from './keys.js';
 import type { ChangeGroup } from './mvcc.js';
-import { keyRange } from './range.js';
+import { keyRange, type RangeRequest } from './range.js';
 import { Watcher } from './watcher.js';
 
-export interface WatchRequest {
-  readonly key: string;
-  /** Every key that starts with `key`; the empty key with prefix watches everything. */
-  readonly prefix?: boolean | undefined;
-  /** Watch [key, rangeEnd) instead (etcd's "\0" = every key >= key). Exclusive with `prefix`. */
-  readonly rangeEnd?: string | undefined;
+/** What to watch: the same key, prefix or [key, rangeEnd) selection as a range read. */
+export interface WatchRequest extends Pick<RangeRequest, 'key' | 'prefix' | 'rangeEnd'> {
   /** Replay from this revision (inclusive); absent or 0 = only changes after the current revision. */
   readonly fromRevision?: number | undefined;
   /** Attach the previous version of each key to its events. */
