@@ -416,7 +416,13 @@ function answerKeepalives(
 }
 
 /** The lease ids of an encoded lease.keepalive command, or null for any other command (or undecodable bytes). */
+/** The extension name as it stands in an encoded command (msgpack keeps strings as raw UTF-8). */
+const keepaliveMarker = Buffer.from(extensionNames.leaseKeepalive);
+
 function keepaliveIdsOf(command: Uint8Array): readonly number[] | null {
+  // Every write the leader proposes passes here: skip the full decode and validation unless the bytes can hold a
+  // keepalive at all (a native scan). A false positive (a value containing the name) is settled by the decode.
+  if (Buffer.from(command.buffer, command.byteOffset, command.byteLength).indexOf(keepaliveMarker) < 0) return null;
   let cmd;
   try {
     cmd = decodeCommand(command).cmd;
