@@ -40,7 +40,7 @@ export const defaultRaftTimings: RaftTimings = {
   tickMs: 100,
   electionTicks: 10,
   heartbeatTicks: 1,
-  snapshotEntries: 10_000,
+  snapshotEntries: 50_000,
   snapshotKeepEntries: 1_000,
   proposalTimeoutMs: 5_000,
   readTimeoutMs: 5_000,

@@ -11,7 +11,10 @@ export interface StateMachine {
    * never applies an entry twice.
    */
   apply(entries: readonly Entry[]): Promise<readonly unknown[]>;
-  /** A consistent image of the state at appliedIndex(). */
+  /**
+   * A consistent image of the state at appliedIndex() as of the call. The image is fixed synchronously, before
+   * the call returns, so apply() may run while the promise is pending (the driver exports snapshots off its loop).
+   */
   snapshot(): Promise<Uint8Array>;
   /** Replaces the whole state by a snapshot's (appliedIndex becomes its index). */
   restore(snapshot: Snapshot): Promise<void>;

@@ -14,7 +14,7 @@ import type { PeerMessage } from '../messages.js';
 import type { RaftNode, RaftStatus } from '../raft.js';
 import type { Ready } from '../ready.js';
 import type { StateMachine } from '../state-machine.js';
-import type { ConfChange, Entry, Index, NodeId, SoftState, Term } from '../types.js';
+import type { ConfChange, ConfState, Entry, Index, NodeId, SoftState, Term } from '../types.js';
 import type { DurableLogStorage } from '../storage.js';
 import type { Transport } from './transport.js';
 
@@ -84,6 +84,8 @@ export class RaftDriver extends EventEmitter {
   private fatal: unknown = null;
   private lastSnapshotIndex: Index;
   private loopDone: Promise<void> = Promise.resolve();
+  /** The snapshot being exported and written off the loop (at most one), or null. */
+  private snapshotInFlight: Promise<void> | null = null;
   private softState: SoftState;
   private readonly heartbeatSentAt = new Map<NodeId, number>();
 
@@ -203,6 +205,7 @@ export class RaftDriver extends EventEmitter {
     if (this.ticker !== null) clearInterval(this.ticker);
     this.ticker = null;
     await this.loopDone;
+    await this.snapshotInFlight;
     this.failEverything(() => notApplied('node is shutting down'), () => mayHaveApplied('node shut down before the proposal was applied'));
   }
 
@@ -292,7 +295,7 @@ export class RaftDriver extends EventEmitter {
         await this.handleReady(rd);
         this.node.advance();
         this.afterAdvance();
-        await this.maybeSnapshot();
+        this.maybeSnapshot();
       }
     } catch (err) {
       this.die(err);
@@ -304,6 +307,8 @@ export class RaftDriver extends EventEmitter {
 
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState !== null) this.onSoftState(rd.softState);
+    // A received snapshot replaces the log: a local snapshot still being written must land (or be dropped) first.
+    if (rd.snapshot !== null) await this.snapshotInFlight;
     // 1. persist: a vote or an append ack must never leave before what it promises is durable.
     if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
       const startMs = this.options.clock.nowMs();
@@ -419,17 +424,42 @@ export class RaftDriver extends EventEmitter {
     this.readsAwaitingApply.length = 0;
   }
 
-  private async maybeSnapshot(): Promise<void> {
+  /**
+   * Every snapshotEntries applied entries, snapshots the state machine and compacts the log, OFF the loop: the
+   * state machine fixes its image synchronously (a LevelDB snapshot at the applied index), then exports it while
+   * the loop keeps persisting, sending and applying. The snapshot record is written (synced) before the log is
+   * compacted, so the entries it replaces are never the only copy lost. A snapshot exported whole can take
+   * seconds on a big store; inside the loop that stalled heartbeats and cost the leadership under load.
+   */
+  private maybeSnapshot(): void {
+    if (this.snapshotInFlight !== null || this.closed) return;
     const applied = this.node.log.applied;
     if (applied - this.lastSnapshotIndex < this.options.snapshotEntries) return;
     const smApplied = this.options.stateMachine.appliedIndex();
     assert(smApplied === applied, `state machine applied ${smApplied} but raft applied ${applied}`);
-    const data = await this.options.stateMachine.snapshot();
-    await this.options.storage.createSnapshot(applied, this.node.status().conf, data);
-    const compactTo = applied - this.options.snapshotKeepEntries;
+    const conf = this.node.status().conf;
+    const image = this.options.stateMachine.snapshot();
+    const startedMs = this.options.clock.nowMs();
+    this.snapshotInFlight = this.writeSnapshot(applied, conf, image, startedMs)
+      .catch((err: unknown) => {
+        if (this.closed) this.options.logger.warn({ err, index: applied }, 'snapshot abandoned at shutdown');
+        else this.die(err);
+      })
+      .finally(() => {
+        this.snapshotInFlight = null;
+        this.schedule();
+      });
+  }
+
+  private async writeSnapshot(index: Index, conf: ConfState, image: Promise<Uint8Array>, startedMs: number): Promise<void> {
+    const data = await image;
+    // A snapshot received meanwhile waits for this one (handleReady), so the log still holds `index`.
+    await this.options.storage.createSnapshot(index, conf, data);
+    const compactTo = index - this.options.snapshotKeepEntries;
     if (compactTo >= this.options.storage.firstIndex()) await this.options.storage.compact(compactTo);
-    this.lastSnapshotIndex = applied;
+    this.lastSnapshotIndex = index;
     this.counters.snapshotsTaken++;
-    this.options.logger.info({ index: applied, bytes: data.byteLength }, 'snapshot taken, log compacted');
+    const ms = Math.round(this.options.clock.nowMs() - startedMs);
+    this.options.logger.info({ index, bytes: data.byteLength, ms }, 'snapshot taken off the loop, log compacted');
   }
 }
