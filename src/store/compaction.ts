@@ -18,6 +18,7 @@ import type { EventType } from './codec.js';
 import type { Bytes } from './keys.js';
 import { compareBytes, familyRange, metaKey, parseHistoryKey, revisionKey } from './keys.js';
 import type { StoreDb } from './mvcc.js';
+import { writeBatch } from '../util/level-batch.js';
 
 export const compactionBatchOpsDefault = 10_000;
 
@@ -38,7 +39,7 @@ export async function runCompaction(
   let dropped = 0;
   const flush = async (): Promise<void> => {
     if (ops.length === 0) return;
-    await db.batch(ops, { sync: opts.sync });
+    await writeBatch(db, ops, opts.sync);
     ops = [];
   };
   let group: Bytes | null = null;

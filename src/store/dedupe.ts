@@ -9,6 +9,7 @@ import type { BatchOp } from './apply-context.js';
 import { decodeDedupeRecord, encodeDedupeRecord } from './codec.js';
 import { dedupeKey, dedupeOrderKey, familyRange, fromUtf8, utf8 } from './keys.js';
 import type { StoreDb } from './mvcc.js';
+import { writeBatch } from '../util/level-batch.js';
 
 export const dedupeWindowDefault = 10_000;
 
@@ -31,7 +32,7 @@ export class DedupeTable {
     for await (const [orderKey, requestId] of this.db.iterator(stale)) {
       ops.push({ type: 'del', key: orderKey }, { type: 'del', key: dedupeKey(fromUtf8(requestId)) });
     }
-    if (ops.length > 0) await this.db.batch(ops, { sync: true });
+    await writeBatch(this.db, ops, true);
   }
 
   /**

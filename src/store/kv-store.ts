@@ -50,6 +50,7 @@ import { openDb, readState } from './open.js';
 import type { WatchHubOptions, WatchRequest } from './watch-hub.js';
 import { WatchHub } from './watch-hub.js';
 import type { Watcher } from './watcher.js';
+import { writeBatch } from '../util/level-batch.js';
 
 export interface KvStoreOptions extends WatchHubOptions {
   /** Request ids remembered for dedupe; replicated semantics: the same on every node. */
@@ -162,7 +163,7 @@ export class KvStore implements StateMachine {
   private async write(batch: ApplyBatch): Promise<void> {
     if (batch.isEmpty) return;
     const { ops, state } = batch.finish();
-    await this.db.batch(ops, { sync: this.options.syncWrites ?? false });
+    await writeBatch(this.db, ops, this.options.syncWrites ?? false);
     this.state = state;
     batch.afterWrite();
   }

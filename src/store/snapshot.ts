@@ -18,6 +18,7 @@ import { pack, unpack } from './codec.js';
 import type { Bytes } from './keys.js';
 import { be8, compareBytes, formatVersion, metaKey, readBe8 } from './keys.js';
 import type { DbSnapshot, StoreDb } from './mvcc.js';
+import { writeBatch } from '../util/level-batch.js';
 
 const snapshotVersion = 1;
 const importBatchBytesMax = 4 * 1024 * 1024;
@@ -96,14 +97,14 @@ export async function importSnapshot(db: StoreDb, snapshot: DecodedSnapshot, ind
     ops.push({ type: 'put', key, value });
     bytes += key.byteLength + value.byteLength;
     if (bytes >= importBatchBytesMax) {
-      await db.batch(ops);
+      await writeBatch(db, ops, false);
       ops = [];
       bytes = 0;
     }
   }
   if (snapshot.pairs.length === 0) ops.push({ type: 'put', key: metaKey('format'), value: be8(formatVersion) });
   ops.push({ type: 'put', key: applied, value: be8(index) }, { type: 'del', key: marker });
-  await db.batch(ops, { sync: true });
+  await writeBatch(db, ops, true);
   const check = await db.get(applied);
   assert(check !== undefined && readBe8(check, 0) === index, 'appliedIndex reads back as written after a restore');
 }

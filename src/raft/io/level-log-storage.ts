@@ -22,6 +22,7 @@ import type { DurableLogStorage, InitialState, LogWrite } from '../storage.js';
 import { MemoryLogStorage } from '../storage.js';
 import type { ConfState, Entry, HardState, Index, Snapshot, Term } from '../types.js';
 import { emptyHardState, emptySnapshot } from '../types.js';
+import { writeBatch } from '../../util/level-batch.js';
 
 /** The log on disk cannot be trusted: the node must not start from it. */
 export class CorruptLogError extends Error {
@@ -258,7 +259,7 @@ export class LevelLogStorage implements DurableLogStorage {
   private async commit(ops: BatchOp[], sync: boolean): Promise<void> {
     const startedMs = this.clock.nowMs();
     try {
-      await this.db.batch(ops, { sync });
+      await writeBatch(this.db, ops, sync);
     } catch (err) {
       this.failure = err;
       throw new Error('Raft log write failed; the log on disk is now in an unknown state', { cause: err });
