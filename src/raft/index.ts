@@ -7,6 +7,7 @@ export { applyConfChange, isMember, isVoter, members } from './membership.js';
 export { RaftNode } from './raft.js';
 export type { ProgressStatus, ProposalTicket, RaftStatus } from './raft.js';
 export type { Ready } from './ready.js';
+export { sendsBeforePersist } from './ready.js';
 export type { DurableLogStorage, InitialState, LogStorage, LogWrite, WritableLogStorage } from './storage.js';
 export { LogCompactedError, LogUnavailableError, MemoryLogStorage } from './storage.js';
 export { bootstrapEntry } from './bootstrap.js';

@@ -1,10 +1,11 @@
 // One simulated node: the real RaftNode on a simulated disk, driven the way src/raft/io/driver.ts drives it. A
-// Ready is persisted (taking virtual time; synced iff mustSync), then its messages are sent, then it is applied
-// (taking virtual time), then advance(). While a Ready is in flight, messages and ticks keep stepping the core,
-// exactly as in the real driver. A crash at any moment drops the Ready in flight and everything not synced; a
-// restart rebuilds the node from what the disk kept, restoring the state machine from the log's snapshot first
-// when a crash hit between installing a snapshot and restoring the state from it (as src/node.ts does).
-import { RaftNode, bootstrapEntry, raftConfig } from '../../src/raft/index.js';
+// Ready is persisted (taking virtual time; synced iff mustSync), then its messages are sent (a leader's appends and
+// heartbeats before the write, as the driver does), then it is applied (taking virtual time), then advance(). While
+// a Ready is in flight, messages and ticks keep stepping the core, exactly as in the real driver. A crash at any
+// moment drops the Ready in flight and everything not synced; a restart rebuilds the node from what the disk
+// kept, restoring the state machine from the log's snapshot first when a crash hit between installing a snapshot
+// and restoring the state from it (as src/node.ts does).
+import { RaftNode, bootstrapEntry, raftConfig, sendsBeforePersist } from '../../src/raft/index.js';
 import type { Entry, NodeId, PeerMessage, Ready, Snapshot } from '../../src/raft/index.js';
 import type { Logger } from '../../src/util/logger.js';
 import type { Prng } from '../../src/util/prng.js';
@@ -189,6 +190,8 @@ export class SimNode {
       empty = isEmptyReady(rd) ? empty + 1 : 0;
       if (empty >= 3) this.host.fail(`node ${this.id}: hasReady() stays true with empty Readys (a driver would spin forever)`);
       this.inFlight = { rd, leaderTerm: raft.role === 'leader' ? raft.term : null };
+      // A leader's appends and heartbeats leave before its own write, as the real driver sends them.
+      this.sendMessages(rd.messages.filter(sendsBeforePersist));
       const delay = this.persistDelay(rd);
       if (delay > 0) {
         this.host.schedule(this.host.now() + delay, this.event('persisted'));
@@ -217,9 +220,7 @@ export class SimNode {
       );
       this.host.onPersisted(this, rd, inFlight.leaderTerm, effects);
     }
-    if (rd.messages.length > 0) {
-      for (const peer of this.host.send(this, rd.messages)) this.core.step({ type: 'unreachable', peer });
-    }
+    this.sendMessages(rd.messages.filter((m) => !sendsBeforePersist(m)));
     const hasApply = rd.snapshot !== null || rd.committedEntries.length > 0;
     const max = this.host.params.applyMsMax;
     if (hasApply && max > 0) {
@@ -228,6 +229,11 @@ export class SimNode {
     }
     this.finishApply();
     return true;
+  }
+
+  private sendMessages(messages: readonly PeerMessage[]): void {
+    if (messages.length === 0) return;
+    for (const peer of this.host.send(this, messages)) this.core.step({ type: 'unreachable', peer });
   }
 
   /** Apply (snapshot restore, committed entries, read states), then advance(), then maybe snapshot. */

@@ -1,5 +1,7 @@
 // The driver runs the pure core against real I/O. One loop handles one Ready at a time, in the order the core
-// requires: persist (one batch, synced when the Ready says so) → send → apply → advance. While a Ready is being
+// requires: persist (one batch, synced when the Ready says so) → send → apply → advance, except that a leader's
+// appends and heartbeats leave before its own write (sendsBeforePersist in ready.ts), so the followers' fsyncs
+// overlap the leader's instead of following it. While a Ready is being
 // persisted, incoming messages, ticks and proposals keep stepping the core; they pile up in its next Ready, so
 // many proposals share one fsync (group commit) and one AppendEntries per follower (batching).
 //
@@ -13,6 +15,7 @@ import type { Logger } from '../../util/logger.js';
 import type { PeerMessage } from '../messages.js';
 import type { RaftNode, RaftStatus } from '../raft.js';
 import type { Ready } from '../ready.js';
+import { sendsBeforePersist } from '../ready.js';
 import type { StateMachine } from '../state-machine.js';
 import type { ConfChange, ConfState, Entry, Index, NodeId, SoftState, Term } from '../types.js';
 import type { DurableLogStorage } from '../storage.js';
@@ -307,6 +310,10 @@ export class RaftDriver extends EventEmitter {
 
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState !== null) this.onSoftState(rd.softState);
+    // 0. a leader's appends and heartbeats leave first: followers write while this node writes (ready.ts).
+    const early = rd.messages.filter(sendsBeforePersist);
+    const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !sendsBeforePersist(m));
+    this.sendMessages(early);
     // A received snapshot replaces the log: a local snapshot still being written must land (or be dropped) first.
     if (rd.snapshot !== null) await this.snapshotInFlight;
     // 1. persist: a vote or an append ack must never leave before what it promises is durable.
@@ -315,11 +322,8 @@ export class RaftDriver extends EventEmitter {
       await this.options.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync);
       this.emit('persisted', { sync: rd.mustSync, durationMs: this.options.clock.nowMs() - startMs });
     }
-    // 2. send.
-    if (rd.messages.length > 0) {
-      this.notePlainHeartbeats(rd.messages);
-      this.options.transport.send(rd.messages);
-    }
+    // 2. send the rest (votes, acks: what they promise is durable now).
+    this.sendMessages(late);
     // 3. apply.
     if (rd.snapshot !== null) {
       await this.options.stateMachine.restore(rd.snapshot);
@@ -330,6 +334,12 @@ export class RaftDriver extends EventEmitter {
     if (rd.committedEntries.length > 0) await this.applyEntries(rd.committedEntries);
     for (const context of rd.droppedReads) this.failRead(context);
     for (const state of rd.readStates) this.onReadState(state.context, state.index);
+  }
+
+  private sendMessages(messages: readonly PeerMessage[]): void {
+    if (messages.length === 0) return;
+    this.notePlainHeartbeats(messages);
+    this.options.transport.send(messages);
   }
 
   private async applyEntries(entries: readonly Entry[]): Promise<void> {
