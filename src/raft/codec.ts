@@ -19,6 +19,7 @@
 import { Packr, Unpackr, type Options } from 'msgpackr';
 import { assertIndex, unreachable } from '../util/assert.js';
 import { crc32 } from '../util/crc32.js';
+import { dropGrownPackBuffer } from '../util/msgpack-buffer.js';
 import type { PeerMessage, PeerMessageType } from './messages.js';
 import type { ConfChange, ConfState, Entry, HardState, NodeId, Snapshot, SnapshotMetadata } from './types.js';
 
@@ -87,6 +88,7 @@ function seal(kind: RecordKind, tuple: unknown[]): Uint8Array {
   out[0] = codecVersion;
   out[1] = kindTags[kind];
   out.set(payload, codecHeaderBytes);
+  dropGrownPackBuffer(packr, payload);
   const checksum = crc32(payload, crc32(out.subarray(0, 2)));
   new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(2, checksum);
   return out;

@@ -11,6 +11,7 @@
 import { FLOAT32_OPTIONS, Packr } from 'msgpackr';
 import { assert } from '../util/assert.js';
 import { KeelError } from '../util/errors.js';
+import { dropGrownPackBuffer } from '../util/msgpack-buffer.js';
 import type { CommandEnvelope, KV } from './commands.js';
 import { validateEnvelope } from './commands.js';
 
@@ -46,6 +47,17 @@ export const commandVersion = 1;
 
 export function pack(value: unknown): Uint8Array {
   return packr.pack(value);
+}
+
+/**
+ * Packs a large value (a snapshot) into its own exactly-sized buffer: a copy, so the result does not keep
+ * msgpackr's grown shared buffer alive, which is then dropped (see util/msgpack-buffer.ts).
+ */
+export function packDetached(value: unknown): Uint8Array {
+  const view = packr.pack(value);
+  const own = new Uint8Array(view);
+  dropGrownPackBuffer(packr, view);
+  return own;
 }
 
 export function unpack(bytes: Uint8Array): unknown {

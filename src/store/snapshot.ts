@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { assert } from '../util/assert.js';
 import { KeelError } from '../util/errors.js';
 import type { BatchOp } from './apply-context.js';
-import { pack, unpack } from './codec.js';
+import { packDetached, unpack } from './codec.js';
 import type { Bytes } from './keys.js';
 import { be8, compareBytes, formatVersion, metaKey, readBe8 } from './keys.js';
 import type { DbSnapshot, StoreDb } from './mvcc.js';
@@ -45,7 +45,7 @@ export async function exportSnapshot(db: StoreDb, snapshot: DbSnapshot): Promise
     if (compareBytes(key, metaKey('appliedIndex')) === 0) index = readBe8(value, 0);
     pairs.push(key, value);
   }
-  const data = pack({ v: snapshotVersion, format: formatVersion, appliedIndex: index, pairs, checksum: checksum(pairs) });
+  const data = packDetached({ v: snapshotVersion, format: formatVersion, appliedIndex: index, pairs, checksum: checksum(pairs) });
   return { index, data };
 }
 
