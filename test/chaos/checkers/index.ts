@@ -3,3 +3,4 @@
 export { checkAppliedLogs, mergeApplied } from './applied.js';
 export { checkRegisterLinearizable } from './wgl.js';
 export type { RegisterCheckOptions } from './wgl.js';
+export { checkRevisions } from './revisions.js';
