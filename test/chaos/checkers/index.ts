@@ -4,3 +4,5 @@ export { checkAppliedLogs, mergeApplied } from './applied.js';
 export { checkRegisterLinearizable } from './wgl.js';
 export type { RegisterCheckOptions } from './wgl.js';
 export { checkRevisions } from './revisions.js';
+export { checkWatches } from './watches.js';
+export type { WatchSelection } from './watches.js';
