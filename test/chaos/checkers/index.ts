@@ -6,3 +6,6 @@ export type { RegisterCheckOptions } from './wgl.js';
 export { checkRevisions } from './revisions.js';
 export { checkWatches } from './watches.js';
 export type { WatchSelection } from './watches.js';
+export { checkLeases } from './leases.js';
+export type { LeaseCheckOptions } from './leases.js';
+export { checkLockCounter } from './locks.js';
