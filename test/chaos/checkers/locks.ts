@@ -12,6 +12,10 @@
 //   lost-update          the final value is below an ok incr's value, or below the number of ok incrs
 //   unexplained-value    a counter value between 1 and the final one that no ok or info incr could have written
 // The applied incrs form the chain 0 -> 1 -> ... -> final: every ok incr is in it exactly once, info incrs maybe.
+// The revision checks (two-holders, fence-not-increasing) use the acquire's result.revision, which must be the
+// revision that granted the lock (the holder key's createRevision). The X-Keel-Revision header of the acquire
+// reply is NOT that: it is the store revision when the reply was built, which a slow reply can carry past the next
+// holder's grant; acquires without result.revision are left out of those checks (the real-time check remains).
 import type { Anomaly, CheckResult, Operation } from '../history.js';
 import { anomaly, describe, num, opRevision, str } from './util.js';
 
@@ -29,7 +33,7 @@ function acquires(ops: readonly Operation[]): Map<string, Acquire[]> {
     const fence = num(op.result, 'fence');
     if (op.f !== 'acquire' || op.outcome !== 'ok' || lock === undefined || fence === undefined) continue;
     const list = out.get(lock) ?? [];
-    list.push({ op, lock, fence, revision: opRevision(op) });
+    list.push({ op, lock, fence, revision: num(op.result, 'revision') });
     out.set(lock, list);
   }
   return out;
