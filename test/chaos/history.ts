@@ -106,6 +106,10 @@ export interface CheckResult {
   readonly checker: string;
   readonly checkedOps: number;
   readonly anomalies: readonly Anomaly[];
+  /** Parts the checker could not decide within its search budget: not anomalies, but counted and printed. */
+  readonly unknown?: readonly string[];
+  /** Figures worth printing (search steps, settled info ops...). */
+  readonly notes?: readonly string[];
 }
 export interface Anomaly {
   readonly property: string;

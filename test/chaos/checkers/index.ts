@@ -1,0 +1,6 @@
+// The chaos suite's checkers: each takes the recorded operations (ops of other workloads' f-names are ignored) or
+// the nodes' applied-entries dumps and returns the anomalies it found, with the smallest evidence it can give.
+export { checkAppliedLogs, mergeApplied } from './applied.js';
+export { checkRegisterLinearizable } from './wgl.js';
+export type { RegisterCheckOptions } from './wgl.js';
+export { checkRevisions } from './revisions.js';
