@@ -4,3 +4,8 @@ export { checkAppliedLogs, mergeApplied } from './applied.js';
 export { checkRegisterLinearizable } from './wgl.js';
 export type { RegisterCheckOptions } from './wgl.js';
 export { checkRevisions } from './revisions.js';
+export { checkWatches } from './watches.js';
+export type { WatchSelection } from './watches.js';
+export { checkLeases } from './leases.js';
+export type { LeaseCheckOptions } from './leases.js';
+export { checkLockCounter } from './locks.js';
