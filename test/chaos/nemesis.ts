@@ -37,6 +37,8 @@ export type ProxyMap = ReadonlyMap<string, readonly FaultProxy[]>;
 
 export class Nemesis {
   readonly counts = new Map<FaultKind, number>();
+  /** When each fault was injected and healed (runner ms). */
+  readonly windows: { kind: FaultKind; fromMs: number; toMs: number }[] = [];
   private readonly paused = new Set<string>();
   private readonly kinds: FaultKind[];
 
@@ -57,13 +59,15 @@ export class Nemesis {
   /** Runs faults until `stop`: every kind once per shuffled round, so all kinds come up evenly. */
   async run(stop: AbortSignal): Promise<void> {
     let round: FaultKind[] = [];
-    while (!stop.aborted) {
+    while (!stop.aborted && this.kinds.length > 0) {
       await this.sleep(this.between(this.options.quietMs), stop);
       if (stop.aborted) break;
       if (round.length === 0) round = this.shuffle([...this.kinds]);
       const kind = round.shift()!;
+      const fromMs = performance.now();
       await this.inject(kind, stop);
       await this.healAll();
+      this.windows.push({ kind, fromMs, toMs: performance.now() });
     }
   }
 
