@@ -32,8 +32,8 @@ export interface ChaosOptions {
   readonly faultMs?: readonly [number, number];
 }
 
-/** How long after restarting every node a quorum may still be missing (module load ~0.5 s CPU each + election). */
-const noQuorumRecoveryMs = 8000;
+/** After a kill-all window (which ends when a leader is back): the new leader first applies its log. */
+const noQuorumRecoveryMs = 2000;
 
 export const lockKey = 'lock-counter';
 export const leaseTtl = 2;
@@ -148,7 +148,7 @@ export function checkSaved(saved: SavedRun, dir: string): ChaosReport {
     electionTimeoutMs,
     serverErrors: saved.serverErrors,
     faults: new Map(Object.entries(saved.faults)),
-    // No quorum: from killing every node until they restarted, loaded their modules and elected a leader.
+    // No quorum: from killing every node until a leader was elected again (nemesis.ts), and a little after.
     noQuorum: (saved.faultWindows ?? []).filter((w) => w.kind === 'kill-all').map((w) => ({ fromMs: w.fromMs, toMs: w.toMs + noQuorumRecoveryMs })),
     dir,
   });

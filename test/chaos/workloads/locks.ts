@@ -25,7 +25,8 @@ export async function runLockCounter(http: ChaosHttp, recorder: Recorder, prng: 
         if (answer.status !== 200) return classifyAnswer(answer);
         const body = answer.body as { key: string; fence: number };
         holder = { key: body.key, fence: body.fence };
-        return { type: 'ok', value: { fence: body.fence, revision: answer.revision ?? 0 }, ...(answer.revision === undefined ? {} : { revision: answer.revision }) };
+        const revision = await grantRevision(http, node, options.lock, body, id);
+        return { type: 'ok', value: { fence: body.fence, ...(revision === undefined ? {} : { revision }) }, ...(revision === undefined ? {} : { revision }) };
       });
       if (acquired.type === 'info') process += 10_000;
       const held = holder as { key: string; fence: number } | null;
@@ -57,6 +58,19 @@ export async function runLockCounter(http: ChaosHttp, recorder: Recorder, prng: 
     }
   };
   await Promise.all(Array.from({ length: options.processes }, (_, i) => client(options.firstProcess + i)));
+}
+
+/**
+ * The revision of the grant: the modRevision of the lock's holder record while it still names this holder (the
+ * acquire answer's X-Keel-Revision is only an upper bound: the node's revision when it answered). Undefined when
+ * the lock already moved on.
+ */
+async function grantRevision(http: ChaosHttp, node: string, lock: string, held: { key: string; fence: number }, id: string): Promise<number | undefined> {
+  const answer = await http.send(node, 'GET', `/v1/kv/_keel/locks/${lock}/holder`, undefined, `${id}:holder`).catch(() => null);
+  if (answer?.status !== 200) return undefined;
+  const kv = (answer.body as { kv: { value: string; modRevision: number } }).kv;
+  const record = JSON.parse(kv.value) as { key: string | null; fence: number };
+  return record.key === held.key && record.fence === held.fence ? kv.modRevision : undefined;
 }
 
 /** The counter's final value (linearizable read after the heal). */

@@ -58,7 +58,8 @@ export class WatchRecorder {
         // Reset, refused, timeout: reconnect below.
       }
       if (this.abort.signal.aborted) break;
-      this.records.push({ watcher: this.watcher, node: endpoint.id, timeMs: performance.now(), kind: 'reconnect', revision: this.lastRevision });
+      // A reconnect record carries the fromRevision the next stream asks for (history.ts).
+      this.records.push({ watcher: this.watcher, node: endpoint.id, timeMs: performance.now(), kind: 'reconnect', revision: this.lastRevision + 1 });
       await sleep(100);
     }
   }
