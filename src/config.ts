@@ -15,6 +15,11 @@ export interface NodeConfig {
   readonly client: string;
   /** Absolute (resolved against the config file's folder). */
   readonly dataDir: string;
+  /**
+   * Test-only dial overrides (fault injection): peer id -> the address THIS node dials instead of that peer's
+   * `peer` and/or `client` address (e.g. a TCP proxy per directed node pair). Listening addresses are unchanged.
+   */
+  readonly dial?: Readonly<Record<string, { readonly peer?: string; readonly client?: string }>>;
 }
 
 export interface RaftTimings {
@@ -34,6 +39,8 @@ export interface ClusterConfig {
   readonly log: { readonly level: string };
   /** The file it was read from (absolute), if any. */
   readonly file: string | null;
+  /** Test-only: serve GET /v1/debug/applied and record every applied entry for it (also env KEEL_DEBUG=1). */
+  readonly debug?: boolean;
 }
 
 export const defaultRaftTimings: RaftTimings = {
@@ -68,7 +75,7 @@ export function loadClusterConfig(file: string): ClusterConfig {
 export function parseClusterConfig(raw: unknown, file: string | null): ClusterConfig {
   const where = file ?? 'config';
   const root = object(raw, where, '(root)');
-  allowOnly(root, ['cluster', 'nodes', 'raft', 'log', 'limits', 'auth', 'tls'], where, '');
+  allowOnly(root, ['cluster', 'nodes', 'raft', 'log', 'limits', 'auth', 'tls', 'debug'], where, '');
   const cluster = root.cluster === undefined ? 'keel' : text(root.cluster, where, 'cluster', /^[A-Za-z0-9._-]{1,64}$/);
   if (!Array.isArray(root.nodes) || root.nodes.length === 0) {
     throw new ConfigError(`${where}: field "nodes" must be a non-empty array`);
@@ -84,18 +91,34 @@ export function parseClusterConfig(raw: unknown, file: string | null): ClusterCo
   }
   const raft = parseRaft(root.raft, where);
   const log = root.log === undefined ? { level: 'info' } : parseLog(root.log, where);
-  return { cluster, nodes, raft, log, file };
+  if (root.debug !== undefined && typeof root.debug !== 'boolean') throw new ConfigError(`${where}: field "debug" must be a boolean`);
+  const debug = root.debug === true || process.env.KEEL_DEBUG === '1';
+  return { cluster, nodes, raft, log, file, ...(debug ? { debug } : {}) };
 }
 
 function parseNode(value: unknown, at: string, where: string, baseDir: string): NodeConfig {
   const node = object(value, where, at);
-  allowOnly(node, ['id', 'peer', 'client', 'dataDir'], where, `${at}.`);
+  allowOnly(node, ['id', 'peer', 'client', 'dataDir', 'dial'], where, `${at}.`);
   return {
     id: text(node.id, where, `${at}.id`, /^[A-Za-z0-9._-]{1,64}$/),
     peer: hostPort(node.peer, where, `${at}.peer`),
     client: hostPort(node.client, where, `${at}.client`),
     dataDir: path.resolve(baseDir, text(node.dataDir, where, `${at}.dataDir`, /^.+$/)),
+    ...(node.dial === undefined ? {} : { dial: parseDial(node.dial, where, `${at}.dial`) }),
   };
+}
+
+function parseDial(value: unknown, where: string, at: string): NonNullable<NodeConfig['dial']> {
+  const dial: Record<string, { peer?: string; client?: string }> = {};
+  for (const [peerId, entry] of Object.entries(object(value, where, at))) {
+    const fields = object(entry, where, `${at}.${peerId}`);
+    allowOnly(fields, ['peer', 'client'], where, `${at}.${peerId}.`);
+    dial[peerId] = {
+      ...(fields.peer === undefined ? {} : { peer: hostPort(fields.peer, where, `${at}.${peerId}.peer`) }),
+      ...(fields.client === undefined ? {} : { client: hostPort(fields.client, where, `${at}.${peerId}.client`) }),
+    };
+  }
+  return dial;
 }
 
 function parseRaft(value: unknown, where: string): RaftTimings {

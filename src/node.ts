@@ -56,7 +56,8 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
       heartbeatTicks: cluster.raft.heartbeatTicks,
     }),
   );
-  const peers = new Map(cluster.nodes.filter((n) => n.id !== nodeId).map((n) => [n.id, n.peer]));
+  // `dial` (test-only) routes this node's connections to a peer through another address, e.g. a fault proxy.
+  const peers = new Map(cluster.nodes.filter((n) => n.id !== nodeId).map((n) => [n.id, config.dial?.[n.id]?.peer ?? n.peer]));
   const transport = new TcpTransport({
     id: nodeId,
     cluster: cluster.cluster,
@@ -86,7 +87,7 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   };
   const metrics = nodeMetrics(cluster, nodeId, driver, store, () => dbSizeBytes, () => leases.lessor.size());
   const proposeLocal = observedPropose(driver, leases);
-  const proposer = new Proposer(leaderView(cluster, driver, proposeLocal), {
+  const proposer = new Proposer(leaderView(cluster, config, driver, proposeLocal), {
     leaderWaitMs: 2 * cluster.raft.electionTicks * cluster.raft.tickMs,
     forwardTimeoutMs: cluster.raft.proposalTimeoutMs + 1_000,
   });
@@ -212,6 +213,7 @@ function raftView(driver: RaftDriver): RaftView {
 
 function leaderView(
   cluster: ClusterConfig,
+  config: NodeConfig,
   driver: RaftDriver,
   proposeLocal: (command: Uint8Array) => Promise<unknown>,
 ): LeaderView {
@@ -219,7 +221,8 @@ function leaderView(
     isLeader: () => driver.status().role === 'leader',
     leaderClientAddress: () => {
       const leader = driver.status().leader;
-      return cluster.nodes.find((n) => n.id === leader)?.client ?? null;
+      if (leader === null) return null;
+      return config.dial?.[leader]?.client ?? cluster.nodes.find((n) => n.id === leader)?.client ?? null;
     },
     proposeLocal,
     waitForLeaderChange: (ms) =>
@@ -255,6 +258,7 @@ async function openDurableState(
     extensions: [...leases.extensions, ...registryExtensions(leases.lessor)],
     hooks: leases.hooks,
     logger: logger.child({ component: 'store' }),
+    ...(cluster.debug === true ? { recordApplied: true } : {}),
   });
   const snapshot = storage.snapshot();
   if (store.appliedIndex() < snapshot.metadata.index) {

@@ -68,6 +68,8 @@ const family = {
   lease: tag('l'),
   dedupe: tag('d'),
   dedupeOrder: tag('q'),
+  /** Test-only applied-entries log (applied-log.ts), written only when the debug flag is on; never in snapshots. */
+  appliedLog: tag('a'),
 } as const;
 export type Family = keyof typeof family;
 
@@ -79,6 +81,15 @@ function tag(letter: string): Bytes {
 export function familyRange(name: Family): { gte: Bytes; lt: Bytes } {
   const prefix = family[name];
   return { gte: prefix, lt: Uint8Array.of(prefix[0]!, prefix[1]! + 1) };
+}
+
+export function appliedLogKey(index: number): Bytes {
+  return concat([family.appliedLog, be8(index)]);
+}
+
+/** Whether a raw key belongs to the test-only applied-entries log. */
+export function isAppliedLogKey(dbKey: Bytes): boolean {
+  return dbKey[0] === family.appliedLog[0] && dbKey[1] === family.appliedLog[1];
 }
 
 function concat(parts: readonly Bytes[]): Bytes {

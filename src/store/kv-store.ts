@@ -32,6 +32,7 @@ import { silentLogger } from '../util/logger.js';
 import type { CommandExtension, StoreHooks } from './apply-context.js';
 import { ApplyContext } from './apply-context.js';
 import { ApplyBatch } from './apply-batch.js';
+import { readAppliedLog, recordApplied, type AppliedRecord } from './applied-log.js';
 import type { ApplyResult, Command, CommandEnvelope, CompactCommand, KV, RangeResult } from './commands.js';
 import { applyFailure, isApplyFailure } from './commands.js';
 import { decodeCommand, pack } from './codec.js';
@@ -62,6 +63,8 @@ export interface KvStoreOptions extends WatchHubOptions {
   readonly hooks?: StoreHooks;
   readonly extensions?: readonly CommandExtension[];
   readonly logger?: Logger;
+  /** Test-only: record every applied entry for GET /v1/debug/applied (applied-log.ts). Default false. */
+  readonly recordApplied?: boolean;
 }
 
 /** A read's answer comes with the store revision it was served at (the API's X-Keel-Revision). */
@@ -142,7 +145,9 @@ export class KvStore implements StateMachine {
       const results: (ApplyResult | undefined)[] = [];
       let batch = this.newBatch();
       for (const entry of entries) {
+        const fresh = entry.index > batch.state('appliedIndex');
         results.push(await this.applyEntry(entry, batch));
+        if (fresh && this.options.recordApplied === true) recordApplied(batch, entry);
         if (batch.compactTo === null) continue;
         await this.write(batch);
         await this.compactNow(batch.compactTo);
@@ -335,6 +340,16 @@ export class KvStore implements StateMachine {
       }
       return hash.digest('hex');
     });
+  }
+
+  /** The test-only applied-entries log (empty unless `recordApplied`): see applied-log.ts. */
+  async appliedLog(fromIndex: number, limit: number): Promise<AppliedRecord[]> {
+    if (this.options.recordApplied !== true) return [];
+    return readAppliedLog(this.db, fromIndex, limit);
+  }
+
+  get recordsApplied(): boolean {
+    return this.options.recordApplied === true;
   }
 
   // ---- watch

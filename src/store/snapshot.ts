@@ -16,7 +16,7 @@ import { KeelError } from '../util/errors.js';
 import type { BatchOp } from './apply-context.js';
 import { packDetached, unpack } from './codec.js';
 import type { Bytes } from './keys.js';
-import { be8, compareBytes, formatVersion, metaKey, readBe8 } from './keys.js';
+import { be8, compareBytes, formatVersion, isAppliedLogKey, metaKey, readBe8 } from './keys.js';
 import type { DbSnapshot, StoreDb } from './mvcc.js';
 import { writeBatch } from '../util/level-batch.js';
 
@@ -41,7 +41,7 @@ export async function exportSnapshot(db: StoreDb, snapshot: DbSnapshot): Promise
   const skip = metaKey('restoring');
   let index = 0;
   for await (const [key, value] of db.iterator({ snapshot })) {
-    if (compareBytes(key, skip) === 0) continue;
+    if (compareBytes(key, skip) === 0 || isAppliedLogKey(key)) continue;
     if (compareBytes(key, metaKey('appliedIndex')) === 0) index = readBe8(value, 0);
     pairs.push(key, value);
   }

@@ -47,6 +47,13 @@ export interface ClusterOptions {
   readonly nodes?: number;
   readonly raft?: Record<string, number>;
   readonly logLevel?: string;
+  /** Turns on the test-only debug endpoints (config `debug: true`: GET /v1/debug/applied). */
+  readonly debug?: boolean;
+  /**
+   * Test-only dial overrides per node (config `nodes[].dial`), computed once the ports are known: node id ->
+   * peer id -> the addresses that node dials for that peer (e.g. fault proxies).
+   */
+  readonly dial?: (nodes: readonly TestNode[]) => Promise<Record<string, Record<string, { peer?: string; client?: string }>>>;
 }
 
 export async function freePort(): Promise<number> {
@@ -173,21 +180,29 @@ export class TestCluster {
   }
 }
 
-export async function startCluster(t: TapLike, options: ClusterOptions = {}): Promise<TestCluster> {
+/** Allocates ports and a temp dir and writes the config; starts nothing (the caller owns the cluster's cleanup). */
+export async function createCluster(options: ClusterOptions = {}, prefix = 'keel-test-'): Promise<TestCluster> {
   const count = options.nodes ?? 3;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'keel-test-'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
   const nodes: TestNode[] = [];
   for (let i = 1; i <= count; i++) {
     nodes.push({ id: `n${i}`, peer: `127.0.0.1:${await freePort()}`, client: `127.0.0.1:${await freePort()}`, process: null });
   }
+  const dial = options.dial === undefined ? {} : await options.dial(nodes);
   const configFile = path.join(dir, 'cluster.config.json');
   const config = {
     cluster: 'test',
-    nodes: nodes.map((n) => ({ id: n.id, peer: n.peer, client: n.client, dataDir: `data/${n.id}` })),
+    nodes: nodes.map((n) => ({ id: n.id, peer: n.peer, client: n.client, dataDir: `data/${n.id}`, ...(dial[n.id] === undefined ? {} : { dial: dial[n.id] }) })),
     raft: { tickMs: 50, electionTicks: 10, heartbeatTicks: 1, ...options.raft },
+    ...(options.debug === true ? { debug: true } : {}),
   };
   writeFileSync(configFile, JSON.stringify(config, null, 2));
-  const cluster = new TestCluster(dir, configFile, nodes, options.logLevel ?? 'info');
+  return new TestCluster(dir, configFile, nodes, options.logLevel ?? 'info');
+}
+
+export async function startCluster(t: TapLike, options: ClusterOptions = {}): Promise<TestCluster> {
+  const cluster = await createCluster(options);
+  const { dir, nodes } = cluster;
   t.teardown(async () => {
     await cluster.destroy();
     if (t.passing()) rmSync(dir, { recursive: true, force: true });

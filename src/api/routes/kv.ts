@@ -177,6 +177,16 @@ const diagnosticRoutes: FastifyPluginAsync<{ store: KvStore }> = async (app, { s
       return withRevision(reply, store.revision()).send({ revision, hash });
     },
   );
+  // Test-only (fault-injection suite): every applied entry of this node; 404 unless the debug flag is on.
+  app.get<{ Querystring: { fromIndex?: number; limit?: number } }>(
+    '/v1/debug/applied',
+    { schema: { querystring: { type: 'object', additionalProperties: false, properties: { fromIndex: { type: 'integer', minimum: 0 }, limit: { type: 'integer', minimum: 1, maximum: 100_000 } } } } },
+    async (request, reply) => {
+      if (!store.recordsApplied) throw new KeelError('NOT_FOUND', 'the debug endpoints are off (config "debug": true)');
+      const entries = await store.appliedLog(request.query.fromIndex ?? 0, request.query.limit ?? 100_000);
+      return withRevision(reply, store.revision()).send({ appliedIndex: store.appliedIndex(), entries });
+    },
+  );
 };
 
 /**
