@@ -226,7 +226,12 @@ function unlift(call: Entry): void {
   if (call.next !== null) call.next.prev = call;
 }
 
-/** The set of linearized ops as a bitset with an incremental (Zobrist) hash, and the memo of seen configurations. */
+/**
+ * The set of linearized ops as a bitset with an incremental (Zobrist) 64-bit hash, and the memo of seen
+ * (set, state) configurations. In fast mode a configuration is remembered by its hash and exact state only (no
+ * copy of the bitset: memory stays small on long histories); a hash collision could then prune a configuration
+ * wrongly, so a failure found in fast mode is confirmed by an exact search before it is reported.
+ */
 class Memo {
   readonly bits: Uint32Array;
   private h1 = 0;
@@ -234,8 +239,12 @@ class Memo {
   private readonly z1: Uint32Array;
   private readonly z2: Uint32Array;
   private readonly seen = new Map<number, { bits: Uint32Array; state: number }[]>();
+  private readonly hashes = new Map<number, number[]>();
 
-  constructor(n: number) {
+  constructor(
+    n: number,
+    private readonly exact: boolean,
+  ) {
     this.bits = new Uint32Array(Math.ceil(n / 32) + 1);
     this.z1 = new Uint32Array(n);
     this.z2 = new Uint32Array(n);
@@ -259,13 +268,24 @@ class Memo {
     this.h2 ^= this.z2[i]!;
   }
 
-  has(i: number): boolean {
-    return (this.bits[i >>> 5]! & (1 << (i & 31))) !== 0;
-  }
-
   /** Records (current set, state); false when it was seen before. */
   add(state: number): boolean {
-    const key = ((this.h1 ^ Math.imul(state + 1, 0x9e3779b1)) >>> 0) * 2097152 + (this.h2 & 0x1fffff);
+    const key = (this.h1 >>> 0) * 2097152 + (this.h2 & 0x1fffff);
+    return this.exact ? this.addExact(key, state) : this.addHashed(key, (this.h2 >>> 21) * 4294967296 + state);
+  }
+
+  private addHashed(key: number, rest: number): boolean {
+    const bucket = this.hashes.get(key);
+    if (bucket === undefined) {
+      this.hashes.set(key, [rest]);
+      return true;
+    }
+    if (bucket.includes(rest)) return false;
+    bucket.push(rest);
+    return true;
+  }
+
+  private addExact(key: number, state: number): boolean {
     const bucket = this.seen.get(key);
     if (bucket === undefined) {
       this.seen.set(key, [{ bits: this.bits.slice(), state }]);
@@ -329,10 +349,10 @@ function evidenceAt(ops: readonly RegisterOp[], d: Deepest): SearchEvidence {
   return { stuck: s, lastLinearized: d.last.map((i) => ops[i]!), state: d.state, concurrent: concurrent.slice(0, 8) };
 }
 
-/** WGL with memoization over one key's ops. */
-export function searchRegister(ops: readonly RegisterOp[], initial: Value, budget: number): SearchOutcome {
+/** WGL with memoization over one key's ops (exact: remember whole bitsets, not only their hashes). */
+export function searchRegister(ops: readonly RegisterOp[], initial: Value, budget: number, exact = false): SearchOutcome {
   const head = buildList(ops);
-  const memo = new Memo(ops.length);
+  const memo = new Memo(ops.length, exact);
   const states = new Interner();
   const stack: { op: number; entry: Entry; state: number }[] = [];
   let state = states.id(initial);
@@ -422,6 +442,11 @@ export function checkKey(key: string, ops: readonly RegisterOp[], initial: Value
     last = searchRegister(pass, initial, budget);
     steps += last.steps;
     if (last.kind !== 'fail') break;
+  }
+  if (last?.kind === 'fail') {
+    // confirm with the exact memo: a hash collision in the fast one could have pruned the way through
+    last = searchRegister(passes[passes.length - 1]!, initial, budget, true);
+    steps += last.steps;
   }
   if (last === undefined || last.kind === 'ok') return { steps };
   if (last.kind === 'unknown') return { unknown: { key, ops: ops.length, steps }, steps };
