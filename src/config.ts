@@ -32,6 +32,8 @@ export interface ClusterConfig {
   readonly nodes: readonly NodeConfig[];
   readonly raft: RaftTimings;
   readonly log: { readonly level: string };
+  /** Client auth options (auth itself is switched on with `keel auth enable`, not here). */
+  readonly auth?: { readonly protectMetrics: boolean };
   /** The file it was read from (absolute), if any. */
   readonly file: string | null;
 }
@@ -84,7 +86,17 @@ export function parseClusterConfig(raw: unknown, file: string | null): ClusterCo
   }
   const raft = parseRaft(root.raft, where);
   const log = root.log === undefined ? { level: 'info' } : parseLog(root.log, where);
-  return { cluster, nodes, raft, log, file };
+  return { cluster, nodes, raft, log, ...(root.auth !== undefined && { auth: parseAuth(root.auth, where) }), file };
+}
+
+/** `auth.protectMetrics`: while auth is enabled, GET /metrics needs a valid token too (default false). */
+function parseAuth(value: unknown, where: string): { protectMetrics: boolean } {
+  const auth = object(value, where, 'auth');
+  allowOnly(auth, ['protectMetrics'], where, 'auth.');
+  if (auth.protectMetrics !== undefined && typeof auth.protectMetrics !== 'boolean') {
+    throw new ConfigError(`${where}: field "auth.protectMetrics" must be true or false`);
+  }
+  return { protectMetrics: auth.protectMetrics === true };
 }
 
 function parseNode(value: unknown, at: string, where: string, baseDir: string): NodeConfig {
