@@ -78,9 +78,9 @@ const leaseRevoke: NeedsOf = async (request, options) => {
 };
 
 /** Every route and what it needs; `null` = open. Keyed by `METHOD url-pattern` as fastify registered it. */
-const routeNeeds: Readonly<Record<string, NeedsOf | null>> = {
+const routeTable = (options: AuthHookOptions): Readonly<Record<string, NeedsOf | null>> => ({
   'GET /health': null,
-  'GET /metrics': (_request, options) => (options.protectMetrics ? authenticated : []),
+  'GET /metrics': options.protectMetrics ? () => authenticated : null,
   // Forwarded writes were authorized on the node the client called; this route needs the peer secret instead.
   'POST /internal/v1/propose': null,
   'GET /v1/status': () => authenticated,
@@ -119,17 +119,18 @@ const routeNeeds: Readonly<Record<string, NeedsOf | null>> = {
   'GET /v1/auth/status': () => authenticated,
   'GET /v1/auth/whoami': () => authenticated,
   // Every other /v1/auth route, members, snapshot, leader transfer and maintenance: admin (the default).
-};
+});
 
 /** The routes whose needs name KV keys: checked for `_keel/auth/` even while auth is off. */
 const keyRoutes = new Set(['GET /v1/kv', 'GET /v1/kv/*', 'PUT /v1/kv/*', 'DELETE /v1/kv/*', 'POST /v1/txn', 'GET /v1/watch', 'GET /v1/watch/*']);
 
 function routeOf(request: FastifyRequest): string | undefined {
   const url = request.routeOptions.url;
-  return url === undefined ? undefined : `${request.method} ${url}`;
+  // fastify answers HEAD for every GET route: it needs what the GET needs.
+  return url === undefined ? undefined : `${request.method === 'HEAD' ? 'GET' : request.method} ${url}`;
 }
 
-function needsOf(route: string | undefined): NeedsOf | null {
+function needsIn(routeNeeds: Readonly<Record<string, NeedsOf | null>>, route: string | undefined): NeedsOf | null {
   if (route === undefined) return () => authenticated; // unmatched: a token, then the 404
   const needs = routeNeeds[route];
   return needs === undefined ? () => admin : needs;
@@ -151,6 +152,8 @@ export function principalOf(request: FastifyRequest): Principal | null {
 }
 
 export function installAuth(app: FastifyInstance, options: AuthHookOptions): void {
+  const routeNeeds = routeTable(options);
+  const needsOf = (route: string | undefined): NeedsOf | null => needsIn(routeNeeds, route);
   app.addHook('onRequest', async (request) => {
     const needs = needsOf(routeOf(request));
     if (needs === null || !(await options.state.isEnabled())) return;
