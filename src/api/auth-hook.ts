@@ -34,7 +34,12 @@ function keyNeed(access: Access, name: string, prefix: boolean): Need {
   if (name.startsWith(authPrefix)) {
     throw new KeelError('PERMISSION_DENIED', `${authPrefix} is reserved for auth state: use the /v1/auth API`);
   }
-  return { kind: 'key', access, name, prefix };
+  const need: Need = { kind: 'key', access, name, prefix };
+  // The lease layer's records are keys too: reading or watching one service's, lock's or election's keys
+  // (KeelClient observes an election by watching _keel/elections/<name>/) is also allowed by a grant on it.
+  const owner = /^_keel\/(services|locks|elections)\/([A-Za-z0-9._:-]{1,256})\//.exec(name);
+  if (owner === null) return need;
+  return { kind: 'either', options: [need, { kind: owner[1] === 'services' ? 'service' : 'lock', access, name: owner[2]!, prefix: false }] };
 }
 
 const params = (request: FastifyRequest): Record<string, string> => request.params as Record<string, string>;
@@ -70,11 +75,7 @@ const named = (kind: 'service' | 'lock', access: 'read' | 'readwrite', param: st
 /** Revoking a lease deletes its keys: readwrite on each of them, in the terms of the API that wrote it. */
 const leaseRevoke: NeedsOf = async (request, options) => {
   const keys = await options.leaseKeys(Number(params(request).id));
-  return keys.map((key): Need => {
-    const match = /^_keel\/(services|locks|elections)\/([^/]+)\//.exec(key);
-    if (match === null) return { kind: 'key', access: 'readwrite', name: key, prefix: false };
-    return { kind: match[1] === 'services' ? 'service' : 'lock', access: 'readwrite', name: match[2]!, prefix: false };
-  });
+  return keys.map((key) => keyNeed('readwrite', key, false));
 };
 
 /** Every route and what it needs; `null` = open. Keyed by `METHOD url-pattern` as fastify registered it. */

@@ -51,7 +51,9 @@ export interface TokenRecord {
 export type Need =
   | { readonly kind: 'authenticated' }
   | { readonly kind: 'admin' }
-  | { readonly kind: Exclude<PermissionKind, 'admin'>; readonly access: Access; readonly name: string; readonly prefix: boolean };
+  | { readonly kind: Exclude<PermissionKind, 'admin'>; readonly access: Access; readonly name: string; readonly prefix: boolean }
+  /** Met when any one of the options is (a key under `_keel/locks/<name>/` is also the lock `<name>`). */
+  | { readonly kind: 'either'; readonly options: readonly Need[] };
 
 /** The built-in administrator: user and role `root`, the role holding `admin`. */
 export const rootName = 'root';
@@ -66,6 +68,7 @@ export const permissionPrefixBytesMax = 4096;
 export function permits(permission: Permission, need: Need): boolean {
   if (permission.kind === 'admin') return true;
   if (need.kind === 'authenticated') return true;
+  if (need.kind === 'either') return need.options.some((option) => permits(permission, option));
   if (need.kind === 'admin' || need.kind !== permission.kind) return false;
   if (need.access === 'readwrite' && permission.access !== 'readwrite') return false;
   // One name: inside the grant when the grant's prefix starts it. A prefix range: inside when the grant's
@@ -76,11 +79,16 @@ export function permits(permission: Permission, need: Need): boolean {
 /** Whether any of the permissions allows every one of the needs. */
 export function allows(permissions: readonly Permission[], needs: readonly Need[]): boolean {
   // A valid token is authenticated whatever its roles (even none).
-  return needs.every((need) => need.kind === 'authenticated' || permissions.some((permission) => permits(permission, need)));
+  return needs.every((need) => {
+    if (need.kind === 'authenticated') return true;
+    if (need.kind === 'either') return need.options.some((option) => allows(permissions, [option]));
+    return permissions.some((permission) => permits(permission, need));
+  });
 }
 
 export function describeNeed(need: Need): string {
   if (need.kind === 'authenticated' || need.kind === 'admin') return need.kind;
+  if (need.kind === 'either') return need.options.map(describeNeed).join(' or ');
   return `${need.access} on ${need.kind} ${need.prefix ? 'prefix ' : ''}"${need.name}"`;
 }
 

@@ -53,6 +53,19 @@ void t.test('kinds are kept apart; admin covers everything; authenticated needs 
   t.ok(allows([grant('key', 'read', 'a/')], []), 'no needs: allowed');
 });
 
+void t.test('either: a need met by any one of its options', async (t) => {
+  const electionKeys: Need = {
+    kind: 'either',
+    options: [key('read', '_keel/elections/db/', true), { kind: 'lock', access: 'read', name: 'db', prefix: false }],
+  };
+  t.ok(allows([grant('lock', 'read', 'd')], [electionKeys]), 'a lock grant on the election');
+  t.ok(allows([grant('key', 'read', '_keel/')], [electionKeys]), 'or a key grant on the prefix');
+  t.notOk(allows([grant('lock', 'read', 'other')], [electionKeys]), 'not a grant on another lock');
+  t.notOk(allows([grant('key', 'read', 'app/')], [electionKeys]));
+  t.ok(permits(grant('lock', 'read', ''), electionKeys));
+  t.notOk(permits(grant('service', 'read', ''), electionKeys));
+});
+
 void t.test('permissions are validated; admin ignores access and prefix', async (t) => {
   t.same(checkPermission({ kind: 'key', access: 'read', prefix: 'x/' }), { kind: 'key', access: 'read', prefix: 'x/' });
   t.same(checkPermission({ kind: 'key', access: 'read' }), { kind: 'key', access: 'read', prefix: '' });
