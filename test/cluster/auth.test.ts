@@ -114,6 +114,27 @@ void t.test('auth: 401 without a token, 403 beyond the role, revocation everywhe
   t.equal(everything.count, everything.kvs.length, 'and its count does not include them');
   t.equal(await outcome(root.call('GET', '/v1/kv/_keel/auth/enabled')), 'PERMISSION_DENIED', 'naming a key inside _keel/auth/ is refused');
 
+  // Services, locks and leases: a user with a service grant registers its service only; revoking a lease needs
+  // the right to delete what is attached to it.
+  await keel(cluster, ['user', 'add', 'svc'], rootToken);
+  await keel(cluster, ['role', 'add', 'web-rw'], rootToken);
+  await keel(cluster, ['role', 'grant', 'web-rw', 'readwrite', 'service', 'web'], rootToken);
+  await keel(cluster, ['user', 'grant', 'svc', 'web-rw'], rootToken);
+  const svc = clientWith(((await keel(cluster, ['token', 'create', 'svc'], rootToken)) as { token: string }).token);
+  await waitFor('svc token known', 5_000, async () => ((await outcome(svc.call('GET', '/v1/services/web'))) === 'ok' ? true : null));
+  const registered = await svc.call<{ lease: number }>('PUT', '/v1/services/web/instances/i1', { address: '10.0.0.1', port: 80, ttl: 30 });
+  t.equal(registered.status, 200, 'a service grant registers that service (with a ttl lease)');
+  t.equal(await outcome(svc.call('PUT', '/v1/services/db/instances/i1', { address: '10.0.0.2', port: 5432 })), 'PERMISSION_DENIED', 'but not another service');
+  t.equal(await outcome(svc.call('GET', '/v1/services')), 'PERMISSION_DENIED', 'listing every service needs read on the prefix ""');
+  t.equal(await outcome(svc.call('POST', '/v1/locks/jobs/acquire', { ttl: 5 })), 'PERMISSION_DENIED', 'a lock needs a lock grant');
+  t.equal(await outcome(writer.call('DELETE', `/v1/leases/${registered.body.lease}`)), 'PERMISSION_DENIED', "revoking the instance's lease needs the service");
+  t.equal(await outcome(svc.call('DELETE', `/v1/leases/${registered.body.lease}`)), 'ok', 'which the service user has');
+  const listed = (await keel(cluster, ['token', 'list'], rootToken)) as { tokens: Record<string, unknown>[] };
+  t.equal(listed.tokens.length, 4, 'token list: root, reader, writer, svc');
+  t.notOk(JSON.stringify(listed).includes('hash'), 'token list shows no hashes');
+  const users = (await keel(cluster, ['user', 'list'], rootToken)) as { users: { name: string; roles: string[] }[] };
+  t.same(users.users.map((u) => u.name), ['reader', 'root', 'svc', 'writer']);
+
   // Revoke the reader's token (through a follower); every node refuses it once it applied the revoke.
   await keel(cluster, ['token', 'revoke', readerToken.id], rootToken);
   const revokedAt = performance.now();
