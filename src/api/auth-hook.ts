@@ -145,27 +145,33 @@ function bearerOf(request: FastifyRequest): string | undefined {
   return match[1];
 }
 
-const principals = new WeakMap<FastifyRequest, Principal>();
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Who made the request, set by the auth hook when auth is enabled and the token is valid. */
+    keelPrincipal: Principal | null;
+  }
+}
 
 /** Who made the request (auth enabled and the token valid), else null. */
 export function principalOf(request: FastifyRequest): Principal | null {
-  return principals.get(request) ?? null;
+  return request.keelPrincipal ?? null;
 }
 
 export function installAuth(app: FastifyInstance, options: AuthHookOptions): void {
   const routeNeeds = routeTable(options);
   const needsOf = (route: string | undefined): NeedsOf | null => needsIn(routeNeeds, route);
+  app.decorateRequest('keelPrincipal', null);
   app.addHook('onRequest', async (request) => {
     const needs = needsOf(routeOf(request));
     if (needs === null || !(await options.state.isEnabled())) return;
-    principals.set(request, await options.state.authenticate(bearerOf(request)));
+    request.keelPrincipal = await options.state.authenticate(bearerOf(request));
   });
   app.addHook('preHandler', async (request) => {
     const route = routeOf(request);
     const needs = needsOf(route);
     if (needs === null) return;
-    const principal = principals.get(request);
-    if (principal === undefined) {
+    const principal = request.keelPrincipal;
+    if (principal === null) {
       // Auth is off (or was when this request arrived): only the hidden-prefix rule applies.
       if (route !== undefined && keyRoutes.has(route)) await needs(request, options);
       return;
