@@ -13,6 +13,13 @@ export interface GlobalOptions {
   endpoints?: string;
   json?: boolean;
   config?: string;
+  token?: string;
+}
+
+/** The bearer token: --token, else the KEEL_TOKEN environment variable (needed once auth is enabled). */
+export function tokenOf(options: GlobalOptions): string | undefined {
+  const token = options.token ?? process.env.KEEL_TOKEN;
+  return token === undefined || token === '' ? undefined : token;
 }
 
 export function endpointsOf(options: GlobalOptions): string[] {
@@ -31,13 +38,13 @@ interface Closable {
  * A wrapper for client commands that talk through the client `connect` builds from --endpoints: it prints a
  * KeelError by code (exit code 1; as `{"error": {...}}` with --json) and closes the client.
  */
-function commandWith<C extends Closable>(connect: (endpoints: string[]) => C) {
+function commandWith<C extends Closable>(connect: (endpoints: string[], token: string | undefined) => C) {
   return <A extends unknown[], O extends GlobalOptions = GlobalOptions>(action: (client: C, options: O, ...args: A) => Promise<void>) =>
     async (...all: [...A, O, Command]): Promise<void> => {
       const command = all[all.length - 1] as Command;
       const options = command.optsWithGlobals<O>();
       const args = all.slice(0, -2) as A;
-      const client = connect(endpointsOf(options));
+      const client = connect(endpointsOf(options), tokenOf(options));
       try {
         await action(client, options, ...args);
       } catch (err) {
@@ -52,9 +59,9 @@ function commandWith<C extends Closable>(connect: (endpoints: string[]) => C) {
 }
 
 /** Commands that make raw HTTP calls (key-value, watch, status). */
-export const withClient = commandWith((endpoints) => new HttpClient({ endpoints }));
+export const withClient = commandWith((endpoints, token) => new HttpClient({ endpoints, ...(token !== undefined && { token }) }));
 /** Commands on KeelClient (leases, services, locks, elections). */
-export const withKeel = commandWith((endpoints) => new KeelClient({ endpoints }));
+export const withKeel = commandWith((endpoints, token) => new KeelClient({ endpoints, ...(token !== undefined && { token }) }));
 
 /** Resolves with the name of the first SIGINT/SIGTERM (or 'aborted' when `also` aborts), then stops listening. */
 export function untilStopped(also?: AbortSignal): { readonly stopped: Promise<string>; readonly signal: AbortSignal; dispose(): void } {
@@ -140,6 +147,7 @@ async function statusCommand(client: HttpClient, options: GlobalOptions): Promis
 export function registerClientCommands(program: Command): void {
   program
     .option('--endpoints <list>', 'comma-separated host:port client addresses (default: from ./cluster.config.json)')
-    .option('--json', 'print JSON instead of text');
+    .option('--json', 'print JSON instead of text')
+    .option('--token <token>', 'bearer token when auth is enabled (default: $KEEL_TOKEN)');
   program.command('status').description('print the cluster at a glance').action(withClient(statusCommand));
 }

@@ -2,6 +2,7 @@
 // The keel CLI: parses arguments, calls into src/, prints. `start` runs one node; `cluster up` runs every node of
 // a config as child processes; the other commands are clients of the HTTP API.
 import { Command, Option } from 'commander';
+import { registerAuthCommands } from './auth-commands.js';
 import { clusterUp } from './cluster-up.js';
 import { registerClientCommands } from './client-commands.js';
 import { registerKvCommands } from './kv-commands.js';
@@ -40,6 +41,7 @@ registerClientCommands(program);
 registerKvCommands(program);
 registerLeaseCommands(program);
 registerLockCommands(program);
+registerAuthCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`keel: ${(err as Error).message}\n`);

@@ -37,6 +37,8 @@ export interface ClusterConfig {
   readonly nodes: readonly NodeConfig[];
   readonly raft: RaftTimings;
   readonly log: { readonly level: string };
+  /** Client auth options (auth itself is switched on with `keel auth enable`, not here). */
+  readonly auth?: { readonly protectMetrics: boolean };
   /** The file it was read from (absolute), if any. */
   readonly file: string | null;
   /** Test-only: serve GET /v1/debug/applied and record every applied entry for it (also env KEEL_DEBUG=1). */
@@ -93,7 +95,25 @@ export function parseClusterConfig(raw: unknown, file: string | null): ClusterCo
   const log = root.log === undefined ? { level: 'info' } : parseLog(root.log, where);
   if (root.debug !== undefined && typeof root.debug !== 'boolean') throw new ConfigError(`${where}: field "debug" must be a boolean`);
   const debug = root.debug === true || process.env.KEEL_DEBUG === '1';
-  return { cluster, nodes, raft, log, file, ...(debug ? { debug } : {}) };
+  return {
+    cluster,
+    nodes,
+    raft,
+    log,
+    ...(root.auth !== undefined && { auth: parseAuth(root.auth, where) }),
+    file,
+    ...(debug ? { debug } : {}),
+  };
+}
+
+/** `auth.protectMetrics`: while auth is enabled, GET /metrics needs a valid token too (default false). */
+function parseAuth(value: unknown, where: string): { protectMetrics: boolean } {
+  const auth = object(value, where, 'auth');
+  allowOnly(auth, ['protectMetrics'], where, 'auth.');
+  if (auth.protectMetrics !== undefined && typeof auth.protectMetrics !== 'boolean') {
+    throw new ConfigError(`${where}: field "auth.protectMetrics" must be true or false`);
+  }
+  return { protectMetrics: auth.protectMetrics === true };
 }
 
 function parseNode(value: unknown, at: string, where: string, baseDir: string): NodeConfig {

@@ -13,6 +13,7 @@ import { bootstrapEntry, raftConfig, RaftNode, type StateMachine } from './raft/
 import { LevelLogStorage, RaftDriver, TcpTransport } from './raft/io/index.js';
 import { HealthChecker, LeaseLayer, registryExtensions, type RaftView } from './lease/index.js';
 import { KvStore } from './store/index.js';
+import { authExtension, AuthState } from './auth/index.js';
 import type { Clock } from './util/clock.js';
 import type { Logger } from './util/logger.js';
 import { SeededPrng } from './util/prng.js';
@@ -44,7 +45,12 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   if (config === undefined) throw new Error(`node "${nodeId}" is not in the config`);
   const logger = deps.logger.child({ node: nodeId });
   const leases = new LeaseLayer({ clock: deps.clock, logger });
-  const { storage, store } = await openDurableState(cluster, config, logger, leases);
+  // Auth state is read from the store, so the cache is made once the store is open; applied auth commands and
+  // snapshot restores drop it (on every node).
+  let authState: AuthState | null = null;
+  const authChanged = (): void => authState?.invalidate();
+  const { storage, store } = await openDurableState(cluster, config, logger, leases, authChanged);
+  authState = new AuthState(store, () => deps.clock.wallMs());
   const raft = new RaftNode(
     raftConfig({
       id: nodeId,
@@ -69,7 +75,7 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
     node: raft,
     storage,
     transport,
-    stateMachine: leaseAwareStateMachine(store, leases),
+    stateMachine: leaseAwareStateMachine(store, leases, authChanged),
     clock: deps.clock,
     logger: logger.child({ component: 'driver' }),
     tickMs: cluster.raft.tickMs,
@@ -92,7 +98,10 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
     forwardTimeoutMs: cluster.raft.proposalTimeoutMs + 1_000,
   });
   await leases.start({ store, raft: raftView(driver), propose: (command) => proposer.propose(command) });
-  const api = await buildApi(apiDeps(driver, store, proposer, proposeLocal, leases, metrics, status, logger));
+  const api = await buildApi({
+    ...apiDeps(driver, store, proposer, proposeLocal, leases, metrics, status, logger),
+    auth: authDeps(authState, proposer, driver, store, deps.clock, cluster.auth?.protectMetrics ?? false),
+  });
   // Health checks run on the leader only: started and stopped with this node's role.
   const healthChecker = new HealthChecker({ store, proposeLocal, clock: deps.clock, logger });
   driver.on('softState', (softState: { role: string }) => healthChecker.setLeader(softState.role === 'leader'));
@@ -167,14 +176,28 @@ function apiDeps(
   };
 }
 
+function authDeps(state: AuthState, proposer: Proposer, driver: RaftDriver, store: KvStore, clock: Clock, protectMetrics: boolean): ApiDeps['auth'] & object {
+  return {
+    state,
+    proposer,
+    readBarrier: async () => {
+      await driver.readIndex();
+    },
+    wallMs: () => clock.wallMs(),
+    leaseKeys: async (lease) => (await store.leaseKeys(lease)).keys,
+    protectMetrics,
+  };
+}
+
 /** The store as the driver's state machine; a snapshot restore also reloads the lease deadlines. */
-function leaseAwareStateMachine(store: KvStore, leases: LeaseLayer): StateMachine {
+function leaseAwareStateMachine(store: KvStore, leases: LeaseLayer, authChanged: () => void): StateMachine {
   return {
     appliedIndex: () => store.appliedIndex(),
     apply: (entries) => store.apply(entries),
     snapshot: () => store.snapshot(),
     restore: async (snapshot) => {
       await store.restore(snapshot);
+      authChanged();
       // The lease records changed wholesale: every lease gets now + ttl (late, never early).
       await leases.reload();
     },
@@ -244,6 +267,7 @@ async function openDurableState(
   config: NodeConfig,
   logger: Logger,
   leases: LeaseLayer,
+  authChanged: () => void,
 ): Promise<{ storage: LevelLogStorage; store: KvStore }> {
   await mkdir(config.dataDir, { recursive: true });
   const storage = await LevelLogStorage.open(path.join(config.dataDir, 'raft'));
@@ -255,7 +279,7 @@ async function openDurableState(
   }
   // Every node's store is opened with the same extensions and hooks: apply must be deterministic.
   const store = await KvStore.open(path.join(config.dataDir, 'store'), {
-    extensions: [...leases.extensions, ...registryExtensions(leases.lessor)],
+    extensions: [...leases.extensions, ...registryExtensions(leases.lessor), authExtension(authChanged)],
     hooks: leases.hooks,
     logger: logger.child({ component: 'store' }),
     ...(cluster.debug === true ? { recordApplied: true } : {}),

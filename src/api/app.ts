@@ -4,6 +4,8 @@ import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { limits } from '../util/limits.js';
 import type { Logger } from '../util/logger.js';
+import { installAuth, type AuthHookOptions } from './auth-hook.js';
+import { authRoutes, type AuthBackend } from './routes/auth.js';
 import { installErrorHandler, renderClientError, renderFrameworkError } from './error-handler.js';
 import type { NodeMetrics } from './metrics.js';
 import { clusterRoutes, type ClusterView } from './routes/cluster.js';
@@ -23,6 +25,8 @@ export interface ApiDeps {
   readonly leases?: LeaseBackend;
   /** The service registry (absent: its routes are not served). */
   readonly services?: ServicesBackend;
+  /** Client auth: the hook on every route and the /v1/auth routes (absent: no auth at all). */
+  readonly auth?: AuthBackend & Omit<AuthHookOptions, 'state'>;
 }
 
 // Query strings are text: "true" and "5" are coerced to their schema types. Bodies are JSON: a wrong type
@@ -55,6 +59,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     );
     done();
   });
+  // Before any route: the auth hooks apply to every route registered after them (auth-hook.ts).
+  if (deps.auth !== undefined) {
+    installAuth(app, { state: deps.auth.state, leaseKeys: deps.auth.leaseKeys, protectMetrics: deps.auth.protectMetrics });
+    await app.register(authRoutes, { backend: deps.auth });
+  }
   await app.register(clusterRoutes, { cluster: deps.cluster, metrics: deps.metrics });
   await app.register(kvRoutes, { backend: deps.kv });
   await app.register(watchRoutes, { backend: deps.kv });

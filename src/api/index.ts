@@ -11,3 +11,5 @@ export type { KvBackend } from './routes/kv.js';
 export type { WatchBackend } from './routes/watch.js';
 export type { LeaseBackend } from './routes/leases.js';
 export type { ServiceLeases, ServicesBackend } from './routes/services.js';
+export type { AuthBackend } from './routes/auth.js';
+export type { AuthHookOptions } from './auth-hook.js';

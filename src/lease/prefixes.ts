@@ -8,6 +8,8 @@
 //   _keel/locks/<name>/holder                  {key, fence, lease} | {key: null, fence}   (fence kept forever)
 //   _keel/locks/<name>/waiters/<seq>           waiter {lease, value}, lease-attached      (seq: 16-digit, FIFO)
 //   _keel/elections/<name>/...                 the same layout as locks, with the candidate's value
+//   _keel/auth/...                             users, roles, token hashes (src/auth/extension.ts); the KV API
+//                                              hides this prefix from reads and watches (src/api/auth-hook.ts)
 //
 // Names (<service>, <instanceId>, <name>) are 1..256 bytes of [A-Za-z0-9._:-] so a prefix never matches a
 // longer sibling name by accident.

@@ -81,6 +81,8 @@ export class TestCluster {
   readonly nodes: TestNode[];
   private readonly logLevel: string;
   private readonly clients: HttpClient[] = [];
+  /** Bearer token for status() and client() once a test enabled auth (test/cluster/auth.test.ts). */
+  token: string | undefined;
 
   constructor(dir: string, configFile: string, nodes: TestNode[], logLevel: string) {
     this.dir = dir;
@@ -132,7 +134,7 @@ export class TestCluster {
   }
 
   client(ids: readonly string[] = this.nodes.map((n) => n.id), options: { retryMs?: number; timeoutMs?: number } = {}): HttpClient {
-    const client = new HttpClient({ endpoints: ids.map((id) => this.node(id).client), ...options });
+    const client = new HttpClient({ endpoints: ids.map((id) => this.node(id).client), ...(this.token !== undefined && { token: this.token }), ...options });
     this.clients.push(client);
     return client;
   }

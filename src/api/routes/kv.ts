@@ -3,10 +3,12 @@
 // leader; linearizable reads wait for a ReadIndex barrier, serializable ones read locally.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import type { Command, KvStore, TxnCommand } from '../../store/index.js';
+import type { Command, KvStore, TxnCommand, TxnResult } from '../../store/index.js';
 import { decodeCommand, encodeCommand, failureToError, isApplyFailure } from '../../store/index.js';
 import { touchesReserved } from '../../lease/index.js';
 import { KeelError } from '../../util/errors.js';
+import { mayHoldHiddenKeys, withoutHiddenKeys } from '../auth-hook.js';
+import { authPrefix } from '../../auth/index.js';
 import { internalProposePath, type Proposer } from '../forward.js';
 import {
   compactBodySchema,
@@ -85,6 +87,14 @@ function withRevision(reply: FastifyReply, revision: number): FastifyReply {
   return reply.header('X-Keel-Revision', String(revision));
 }
 
+/** Txn get results without `_keel/auth/` keys (the auth hook refuses gets that name them; prefixes may hold them). */
+function hideInTxn(result: TxnResult): TxnResult {
+  return {
+    ...result,
+    results: result.results.map((r) => ('get' in r ? { get: withoutHiddenKeys(r.get, r.get.kvs.filter((kv) => mayHoldHiddenKeys(kv.key, false)).length) } : r)),
+  };
+}
+
 export const kvRoutes: FastifyPluginAsync<{ backend: KvBackend }> = async (app, { backend }) => {
   const { store } = backend;
 
@@ -102,7 +112,12 @@ export const kvRoutes: FastifyPluginAsync<{ backend: KvBackend }> = async (app, 
         ...(query.sort !== undefined && { sort: query.sort }),
         ...(query.order !== undefined && { order: query.order }),
       });
-      return withRevision(reply, result.revision).send({ kvs: result.kvs, count: result.count, more: result.more });
+      // _keel/auth/ is never shown: a range that holds it answers without those keys (auth-hook.ts).
+      const hidden = mayHoldHiddenKeys(key, true)
+        ? (await store.range({ key: authPrefix, prefix: true, countOnly: true, ...(query.revision !== undefined && { revision: query.revision }) })).count
+        : 0;
+      const shown = hidden === 0 ? result : withoutHiddenKeys(result, hidden);
+      return withRevision(reply, result.revision).send({ kvs: shown.kvs, count: shown.count, more: result.more });
     }
     const result = await store.get(key, query.revision === undefined ? {} : { revision: query.revision });
     if (result.kv === null) throw new KeelError('KEY_NOT_FOUND', `key not found: ${key}`, { revision: result.revision });
@@ -150,8 +165,8 @@ export const kvRoutes: FastifyPluginAsync<{ backend: KvBackend }> = async (app, 
 
   app.post<{ Body: Omit<TxnCommand, 'kind'> }>('/v1/txn', { schema: { body: txnBodySchema } }, async (request, reply) => {
     const { compare = [], success = [], failure = [] } = request.body;
-    const result = await write<{ revision: number }>(backend, request, { kind: 'txn', compare, success, failure });
-    return withRevision(reply, result.revision).send(result);
+    const result = await write<TxnResult>(backend, request, { kind: 'txn', compare, success, failure });
+    return withRevision(reply, result.revision).send(hideInTxn(result));
   });
 
   app.post<{ Body: { revision: number } }>('/v1/compact', { schema: { body: compactBodySchema } }, async (request, reply) => {

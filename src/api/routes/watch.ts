@@ -10,6 +10,7 @@ import type { KvStore, StoreEvent, WatchMessage, Watcher } from '../../store/ind
 import { checkKey } from '../../store/index.js';
 import { isKeelError, KeelError } from '../../util/errors.js';
 import { watchQuerySchema, type WatchQuery } from '../schemas/kv.js';
+import { isHiddenKey } from '../auth-hook.js';
 import { keyOf } from './kv.js';
 
 const progressMsDefault = 10_000;
@@ -91,7 +92,9 @@ async function pump(watcher: Watcher, writer: StreamWriter): Promise<void> {
         await writer.write([{ type: 'compacted', compactRevision: message.compactRevision }]);
         return;
       }
-      if (!(await writer.write(eventLines(message.revision, message.events), message.revision))) return;
+      // _keel/auth/ is hidden from watches (auth-hook.ts): a revision that only changed auth state writes nothing.
+      const lines = eventLines(message.revision, message.events.filter((event) => !isHiddenKey(event.kv.key)));
+      if (lines.length > 0 && !(await writer.write(lines, message.revision))) return;
     }
   } catch (err) {
     const error = isKeelError(err) ? err : new KeelError('INTERNAL', 'watch failed', {}, { cause: err });
