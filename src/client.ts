@@ -14,6 +14,18 @@ export interface ClientOptions {
   /** How long to keep retrying on unreachable endpoints / 503 before giving up. */
   readonly retryMs?: number;
   readonly token?: string;
+  /**
+   * TLS for https:// endpoints (and endpoints given as bare host:port, which then default to https): `ca` is the
+   * PEM bundle to verify the servers with (default: the system roots); `cert`/`key` a client certificate for
+   * servers that demand one (tls.client.requireClientCert).
+   */
+  readonly tls?: ClientTlsOptions;
+}
+
+export interface ClientTlsOptions {
+  readonly ca?: string | Buffer;
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
 }
 
 export interface RawResponse<T> {
@@ -51,11 +63,18 @@ export class HttpClient {
 
   constructor(options: ClientOptions) {
     if (options.endpoints.length === 0) throw new KeelError('INVALID_ARGUMENT', 'no endpoints given');
-    this.endpoints = options.endpoints.map((e) => (e.startsWith('http') ? e.replace(/\/$/, '') : `http://${e}`));
+    const scheme = options.tls === undefined ? 'http' : 'https';
+    this.endpoints = options.endpoints.map((e) => (/^https?:\/\//.test(e) ? e.replace(/\/$/, '') : `${scheme}://${e}`));
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.retryMs = options.retryMs ?? 5_000;
     this.token = options.token;
-    this.agent = new Agent({ connections: 64, pipelining: 1, keepAliveTimeout: 10_000, connectTimeout: 2_000 });
+    const tls = options.tls;
+    this.agent = new Agent({
+      connections: 64, pipelining: 1, keepAliveTimeout: 10_000, connectTimeout: 2_000,
+      ...(tls === undefined ? {} : {
+        connect: { ...(tls.ca === undefined ? {} : { ca: tls.ca }), ...(tls.cert === undefined ? {} : { cert: tls.cert }), ...(tls.key === undefined ? {} : { key: tls.key }) },
+      }),
+    });
   }
 
   /** Sends one request, failing over between endpoints; throws KeelError for any non-2xx answer. */

@@ -2,6 +2,7 @@
 // (ConfigError), and the CLI exits with code 2.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseNodeTls, parseSecurity } from './config-security.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -15,6 +16,36 @@ export interface NodeConfig {
   readonly client: string;
   /** Absolute (resolved against the config file's folder). */
   readonly dataDir: string;
+  /** This node's own certificate and key, overriding the cluster-wide tls.client / tls.peer ones (absolute paths). */
+  readonly tls?: { readonly client?: CertKeyFiles; readonly peer?: CertKeyFiles };
+}
+
+export interface CertKeyFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** TLS for the client (HTTP API) port: `cert`/`key` may be absent when every node entry gives its own. */
+export interface ClientTlsConfig {
+  readonly cert: string | null;
+  readonly key: string | null;
+  /** CA bundle that signed the nodes' (and, with requireClientCert, the clients') certificates; null = system roots. */
+  readonly ca: string | null;
+  readonly requireClientCert: boolean;
+}
+
+/** TLS for the Raft peer port: every node both serves and dials, so the CA is required. */
+export interface PeerTlsConfig {
+  readonly cert: string | null;
+  readonly key: string | null;
+  readonly ca: string;
+  /** Mutual TLS: the listener demands and verifies a client certificate, and dialers present theirs. */
+  readonly mutual: boolean;
+}
+
+export interface TlsConfig {
+  readonly client: ClientTlsConfig | null;
+  readonly peer: PeerTlsConfig | null;
 }
 
 export interface RaftTimings {
@@ -34,6 +65,10 @@ export interface ClusterConfig {
   readonly log: { readonly level: string };
   /** The file it was read from (absolute), if any. */
   readonly file: string | null;
+  /** TLS for the client and peer ports (absent: plain TCP/HTTP). */
+  readonly tls?: TlsConfig;
+  /** The cluster secret that authenticates peer traffic (absent: peers are not authenticated). */
+  readonly peerSecret?: string;
 }
 
 export const defaultRaftTimings: RaftTimings = {
@@ -68,7 +103,7 @@ export function loadClusterConfig(file: string): ClusterConfig {
 export function parseClusterConfig(raw: unknown, file: string | null): ClusterConfig {
   const where = file ?? 'config';
   const root = object(raw, where, '(root)');
-  allowOnly(root, ['cluster', 'nodes', 'raft', 'log', 'limits', 'auth', 'tls'], where, '');
+  allowOnly(root, ['cluster', 'nodes', 'raft', 'log', 'limits', 'auth', 'tls', 'peerSecret', 'peerSecretFile'], where, '');
   const cluster = root.cluster === undefined ? 'keel' : text(root.cluster, where, 'cluster', /^[A-Za-z0-9._-]{1,64}$/);
   if (!Array.isArray(root.nodes) || root.nodes.length === 0) {
     throw new ConfigError(`${where}: field "nodes" must be a non-empty array`);
@@ -84,17 +119,20 @@ export function parseClusterConfig(raw: unknown, file: string | null): ClusterCo
   }
   const raft = parseRaft(root.raft, where);
   const log = root.log === undefined ? { level: 'info' } : parseLog(root.log, where);
-  return { cluster, nodes, raft, log, file };
+  const security = parseSecurity(root, nodes, where, baseDir);
+  return { cluster, nodes, raft, log, file, ...security };
 }
 
 function parseNode(value: unknown, at: string, where: string, baseDir: string): NodeConfig {
   const node = object(value, where, at);
-  allowOnly(node, ['id', 'peer', 'client', 'dataDir'], where, `${at}.`);
+  allowOnly(node, ['id', 'peer', 'client', 'dataDir', 'tls'], where, `${at}.`);
+  const tls = node.tls === undefined ? undefined : parseNodeTls(node.tls, where, `${at}.tls`, baseDir);
   return {
     id: text(node.id, where, `${at}.id`, /^[A-Za-z0-9._-]{1,64}$/),
     peer: hostPort(node.peer, where, `${at}.peer`),
     client: hostPort(node.client, where, `${at}.client`),
     dataDir: path.resolve(baseDir, text(node.dataDir, where, `${at}.dataDir`, /^.+$/)),
+    ...(tls === undefined ? {} : { tls }),
   };
 }
 

@@ -17,6 +17,7 @@ import type { Clock } from './util/clock.js';
 import type { Logger } from './util/logger.js';
 import { SeededPrng } from './util/prng.js';
 import { directorySize } from './util/fs.js';
+import { nodeSecurity, registerSecurityMetrics } from './node-security.js';
 
 export const version = '0.1.0';
 
@@ -43,6 +44,7 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   const config = cluster.nodes.find((n) => n.id === nodeId);
   if (config === undefined) throw new Error(`node "${nodeId}" is not in the config`);
   const logger = deps.logger.child({ node: nodeId });
+  const security = nodeSecurity(cluster, config);
   const leases = new LeaseLayer({ clock: deps.clock, logger });
   const { storage, store } = await openDurableState(cluster, config, logger, leases);
   const raft = new RaftNode(
@@ -63,6 +65,7 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
     listen: config.peer,
     peers,
     logger: logger.child({ component: 'transport' }),
+    ...security.transport,
   });
   const driver = new RaftDriver({
     node: raft,
@@ -89,9 +92,11 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   const proposer = new Proposer(leaderView(cluster, driver, proposeLocal), {
     leaderWaitMs: 2 * cluster.raft.electionTicks * cluster.raft.tickMs,
     forwardTimeoutMs: cluster.raft.proposalTimeoutMs + 1_000,
+    ...security.forward,
   });
   await leases.start({ store, raft: raftView(driver), propose: (command) => proposer.propose(command) });
-  const api = await buildApi(apiDeps(driver, store, proposer, proposeLocal, leases, metrics, status, logger));
+  registerSecurityMetrics(metrics.registry, security.peerAuth, () => transport.stats());
+  const api = await buildApi({ ...apiDeps(driver, store, proposer, proposeLocal, leases, metrics, status, logger), ...security.api });
   // Health checks run on the leader only: started and stopped with this node's role.
   const healthChecker = new HealthChecker({ store, proposeLocal, clock: deps.clock, logger });
   driver.on('softState', (softState: { role: string }) => healthChecker.setLeader(softState.role === 'leader'));
@@ -326,7 +331,7 @@ function nodeStatus(
     return {
       id,
       peerUrl: node === undefined ? '' : `tcp://${node.peer}`,
-      clientUrl: node === undefined ? '' : `http://${node.client}`,
+      clientUrl: node === undefined ? '' : `${cluster.tls?.client ? 'https' : 'http'}://${node.client}`,
       role: roleOf(id),
       voter: raft.conf.voters.includes(id),
       reachable: id === nodeId || transport.isConnected(id),

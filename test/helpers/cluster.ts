@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NodeStatus } from '../../src/api/index.js';
-import { HttpClient } from '../../src/client.js';
+import { HttpClient, type ClientTlsOptions } from '../../src/client.js';
 
 /**
  * Every node process any cluster of this test process started. If the test process dies before its teardown runs
@@ -47,6 +47,12 @@ export interface ClusterOptions {
   readonly nodes?: number;
   readonly raft?: Record<string, number>;
   readonly logLevel?: string;
+  /** Extra top-level config fields (tls, peerSecret, ...). */
+  readonly config?: Record<string, unknown>;
+  /** Extra fields of each node's entry (e.g. its own tls certificate). */
+  readonly nodeConfig?: (id: string) => Record<string, unknown>;
+  /** The client ports speak TLS: the helper's clients use https with these options. */
+  readonly clientTls?: ClientTlsOptions;
 }
 
 export async function freePort(): Promise<number> {
@@ -74,12 +80,19 @@ export class TestCluster {
   readonly nodes: TestNode[];
   private readonly logLevel: string;
   private readonly clients: HttpClient[] = [];
+  readonly clientTls: ClientTlsOptions | undefined;
 
-  constructor(dir: string, configFile: string, nodes: TestNode[], logLevel: string) {
+  constructor(dir: string, configFile: string, nodes: TestNode[], logLevel: string, clientTls?: ClientTlsOptions) {
     this.dir = dir;
     this.configFile = configFile;
     this.nodes = nodes;
     this.logLevel = logLevel;
+    this.clientTls = clientTls;
+  }
+
+  /** http:// or https:// and the node's client address. */
+  url(id: string): string {
+    return `${this.clientTls === undefined ? 'http' : 'https'}://${this.node(id).client}`;
   }
 
   node(id: string): TestNode {
@@ -125,7 +138,8 @@ export class TestCluster {
   }
 
   client(ids: readonly string[] = this.nodes.map((n) => n.id), options: { retryMs?: number; timeoutMs?: number } = {}): HttpClient {
-    const client = new HttpClient({ endpoints: ids.map((id) => this.node(id).client), ...options });
+    const tls = this.clientTls === undefined ? {} : { tls: this.clientTls };
+    const client = new HttpClient({ endpoints: ids.map((id) => this.node(id).client), ...tls, ...options });
     this.clients.push(client);
     return client;
   }
@@ -133,7 +147,7 @@ export class TestCluster {
   async status(id: string): Promise<NodeStatus | null> {
     const client = this.client([id], { retryMs: 0, timeoutMs: 2000 });
     try {
-      return (await client.once<NodeStatus>(`http://${this.node(id).client}`, 'GET', '/v1/status')).body;
+      return (await client.once<NodeStatus>(this.url(id), 'GET', '/v1/status')).body;
     } catch {
       return null;
     } finally {
@@ -183,11 +197,12 @@ export async function startCluster(t: TapLike, options: ClusterOptions = {}): Pr
   const configFile = path.join(dir, 'cluster.config.json');
   const config = {
     cluster: 'test',
-    nodes: nodes.map((n) => ({ id: n.id, peer: n.peer, client: n.client, dataDir: `data/${n.id}` })),
+    nodes: nodes.map((n) => ({ id: n.id, peer: n.peer, client: n.client, dataDir: `data/${n.id}`, ...options.nodeConfig?.(n.id) })),
     raft: { tickMs: 50, electionTicks: 10, heartbeatTicks: 1, ...options.raft },
+    ...options.config,
   };
   writeFileSync(configFile, JSON.stringify(config, null, 2));
-  const cluster = new TestCluster(dir, configFile, nodes, options.logLevel ?? 'info');
+  const cluster = new TestCluster(dir, configFile, nodes, options.logLevel ?? 'info', options.clientTls);
   t.teardown(async () => {
     await cluster.destroy();
     if (t.passing()) rmSync(dir, { recursive: true, force: true });
