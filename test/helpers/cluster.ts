@@ -101,11 +101,12 @@ export class TestCluster {
     return node;
   }
 
-  start(id: string): void {
+  /** Starts a node's process; `configFile` lets a test start one node with a different config. */
+  start(id: string, configFile = this.configFile): void {
     const node = this.node(id);
     if (node.process !== null) throw new Error(`${id} is already running`);
     const log = createWriteStream(path.join(this.dir, `${id}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [keelBin, 'start', '--config', this.configFile, '--node', id, '--log-level', this.logLevel], {
+    const child = spawn(process.execPath, [keelBin, 'start', '--config', configFile, '--node', id, '--log-level', this.logLevel], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout.pipe(log, { end: false });
