@@ -172,6 +172,14 @@ export class HttpClient {
 const notSentCodes = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /**
+ * A TLS handshake that failed (a certificate not trusted, expired or for another name; our client certificate
+ * refused): the server never read a request on that connection.
+ */
+function isTlsRefusal(code: string): boolean {
+  return /^ERR_SSL_|^ERR_TLS_|CERT|^UNABLE_TO_(GET|VERIFY)_/.test(code);
+}
+
+/**
  * A request that failed in transport. If the connection was never made, nothing was sent (UNAVAILABLE: not
  * applied). Otherwise a write may have reached the server and been applied (TIMEOUT); retrying it with the same
  * request id is still safe, and `call()` does.
@@ -179,7 +187,7 @@ const notSentCodes = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFO
 function transportError(endpoint: string, method: string, err: unknown): KeelError {
   const code = (err as { code?: string }).code ?? '';
   const message = `cannot reach ${endpoint}: ${(err as Error).message}`;
-  if (method === 'GET' || notSentCodes.has(code)) return new KeelError('UNAVAILABLE', message, { transport: true }, { cause: err });
+  if (method === 'GET' || notSentCodes.has(code) || isTlsRefusal(code)) return new KeelError('UNAVAILABLE', message, { transport: true }, { cause: err });
   return new KeelError('TIMEOUT', `${message} (the write may have been applied)`, { transport: true }, { cause: err });
 }
 

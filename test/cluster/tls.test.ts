@@ -1,12 +1,14 @@
-// Goal: TLS end to end with a self-signed CA made by the test. A 3-node cluster with TLS on the client port and
-// mutual TLS on the peer port elects a leader, serves a write through a follower (forwarded to the leader over
-// TLS), a linearizable read and a watch; a plain-HTTP request or an unverified https client to the TLS client port
-// fails; and a would-be peer without a certificate from the cluster CA cannot get a Raft message in: no term or
-// leader change, its connection is refused, and the node logs and counts it.
+// Goal: TLS end to end with a self-signed CA made by the test. A 3-node cluster with mutual TLS on both the client
+// port (requireClientCert) and the peer port elects a leader, serves a write through a follower (forwarded to the
+// leader over TLS, with the node's certificate), a linearizable read and a watch; a plain-HTTP request, an https
+// client without the CA and one without a client certificate all fail; the CLI works with --cacert/--cert/--key
+// and KEEL_CACERT/KEEL_CERT/KEEL_KEY; and a would-be peer without a certificate from the cluster CA cannot get a
+// Raft message in: no term or leader change, its connection is refused, and the node logs and counts it.
 // Method: the openssl CLI makes a CA, a per-node peer certificate, a shared client-port certificate, and a rogue CA
 // with its own "n2" certificate; real `keel start` processes run on loopback (test/helpers/cluster.ts). The rogue
 // is the real TcpTransport (with the rogue certificate) sending a vote request with a huge term.
 import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import tls from 'node:tls';
 import t from 'tap';
 import { Agent, request } from 'undici';
@@ -15,7 +17,16 @@ import { HttpClient } from '../../src/client.js';
 import { TcpTransport } from '../../src/raft/io/index.js';
 import type { WatchEvent } from '../../src/client/types.js';
 import { opensslMissing, TestPki } from '../helpers/certs.js';
-import { sleep, startCluster } from '../helpers/cluster.js';
+import { keelBin, sleep, startCluster } from '../helpers/cluster.js';
+
+/** Runs the built CLI; resolves with its exit code and output (bounded by a timeout). */
+function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [keelBin, ...args], { timeout: 30_000, env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
+    });
+  });
+}
 
 const missing = opensslMissing();
 
@@ -24,12 +35,13 @@ void t.test('TLS on the client and peer ports, mutual TLS between peers', { skip
   t.teardown(() => pki.remove());
   const ca = pki.ca('keel-test-ca');
   const server = pki.leaf('client-port', ca);
+  const user = pki.leaf('a-client', ca);
   const peers = new Map(['n1', 'n2', 'n3'].map((id) => [id, pki.leaf(`peer-${id}`, ca)]));
   const caPem = readFileSync(ca.cert);
   const cluster = await startCluster(t, {
-    config: { tls: { client: { cert: server.cert, key: server.key, ca: ca.cert }, peer: { ca: ca.cert, mutual: true } } },
+    config: { tls: { client: { cert: server.cert, key: server.key, ca: ca.cert, requireClientCert: true }, peer: { ca: ca.cert, mutual: true } } },
     nodeConfig: (id) => ({ tls: { peer: peers.get(id)! } }),
-    clientTls: { ca: caPem },
+    clientTls: { ca: caPem, cert: readFileSync(user.cert), key: readFileSync(user.key) },
     raft: { tickMs: 50, electionTicks: 12 },
   });
   const leader = await cluster.waitForLeader(30_000);
@@ -43,7 +55,7 @@ void t.test('TLS on the client and peer ports, mutual TLS between peers', { skip
   t.equal(read.body.kv.value, 'one', 'a linearizable read on the other follower sees it');
 
   // A watch over TLS.
-  const watcher = new KeelClient({ endpoints: [cluster.node(followerB).client], tls: { ca: caPem } });
+  const watcher = new KeelClient({ endpoints: [cluster.node(followerB).client], tls: cluster.clientTls! });
   t.teardown(() => watcher.close());
   const watch = watcher.watch('tls/w/', { prefix: true, fromRevision: put.body.revision + 1 });
   const events: WatchEvent[] = [];
@@ -71,6 +83,18 @@ void t.test('TLS on the client and peer ports, mutual TLS between peers', { skip
   const unverified = new HttpClient({ endpoints: [`https://${cluster.node(leader).client}`], retryMs: 0, timeoutMs: 5_000 });
   t.teardown(() => unverified.close());
   await t.rejects(unverified.call('GET', '/v1/status'), { code: 'UNAVAILABLE' }, 'an https client without the cluster CA is refused');
+  const anonymous = new HttpClient({ endpoints: [cluster.node(leader).client], tls: { ca: caPem }, retryMs: 0, timeoutMs: 5_000 });
+  t.teardown(() => anonymous.close());
+  await t.rejects(anonymous.call('GET', '/v1/status'), { code: 'UNAVAILABLE' }, 'an https client without a client certificate is refused');
+
+  // The CLI: flags, and the TLS files from the environment.
+  const endpoints = cluster.nodes.map((n) => n.client).join(',');
+  const put2 = await cli(['--endpoints', endpoints, '--cacert', ca.cert, '--cert', user.cert, '--key', user.key, 'put', 'tls/cli', 'hello']);
+  t.equal(put2.code, 0, `keel put with --cacert/--cert/--key succeeds ${put2.stderr}`);
+  const get2 = await cli(['--endpoints', `https://${cluster.node(followerB).client}`, '--json', 'get', 'tls/cli'], { KEEL_CACERT: ca.cert, KEEL_CERT: user.cert, KEEL_KEY: user.key });
+  t.match(get2.stdout, /"value": "hello"/, `keel get with KEEL_CACERT/KEEL_CERT/KEEL_KEY reads it back ${get2.stderr}`);
+  const noCa = await cli(['--endpoints', endpoints, 'get', 'tls/cli']);
+  t.not(noCa.code, 0, 'keel without TLS options fails against the TLS port');
 
   // A stranger with a certificate from another CA poses as n2 and asks the leader for its vote with a huge term.
   const before = (await cluster.status(leader))!;
@@ -106,7 +130,7 @@ void t.test('TLS on the client and peer ports, mutual TLS between peers', { skip
   const after = (await cluster.status(leader))!;
   t.equal(after.term, before.term, 'the term did not move');
   t.equal(after.leader, leader, 'the leader did not change');
-  const agent = new Agent({ connect: { ca: caPem } });
+  const agent = new Agent({ connect: { ca: caPem, cert: readFileSync(user.cert), key: readFileSync(user.key) } });
   t.teardown(() => agent.close());
   const metrics = await (await request(`https://${cluster.node(leader).client}/metrics`, { dispatcher: agent })).body.text();
   const rejected = Number(/keel_peer_connections_rejected_total\{[^}]*\} (\d+)/.exec(metrics)?.[1] ?? '0');
