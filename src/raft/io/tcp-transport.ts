@@ -217,7 +217,11 @@ class PeerLink {
         else open(proof);
         return;
       }
-      // Peers never answer on our outbound connection: anything arriving here breaks the protocol.
+      // Peers never answer on our outbound connection: anything arriving here breaks the protocol. The one
+      // expected case is a misconfiguration: a listener with a cluster secret sends its challenge.
+      if (security.auth === null) {
+        this.shared.logger.warn({ peer: this.peer, address: this.address }, 'the peer sent data first: it probably demands a cluster secret (peerSecret) this node lacks');
+      }
       socket.destroy(new Error('unexpected data on an outbound connection'));
     });
     socket.on('error', (err) => {
@@ -451,7 +455,10 @@ export class TcpTransport implements Transport {
     let peer: NodeId | null = null;
     let isAuthenticated = false;
     const challenge = security.auth === null ? null : security.auth.newChallenge();
+    let isRefused = false;
     const refuse = (why: string): void => {
+      if (isRefused) return;
+      isRefused = true;
       counters.connectionsRejected++;
       logger.warn({ remote, peer, why }, 'closing a peer connection');
       socket.destroy();
@@ -490,6 +497,11 @@ export class TcpTransport implements Transport {
     socket.on('error', (err) => logger.debug({ remote, err: err.message }, 'inbound peer connection error'));
     socket.on('close', () => {
       clearTimeout(handshakeTimer);
+      if (peer !== null && !isAuthenticated && !isRefused && security.auth !== null && !this.isClosed) {
+        // A peer that named itself and hung up instead of proving: most likely one without the secret.
+        security.auth.rejections.raft++;
+        refuse('closed without a cluster-secret proof');
+      }
       this.inbound.delete(socket);
       if (peer !== null && this.inboundByPeer.get(peer) === socket) this.inboundByPeer.delete(peer);
     });
