@@ -1,10 +1,10 @@
 // Client commands of the CLI: they talk to --endpoints (default: the client addresses of ./cluster.config.json)
 // and print human text, or JSON with --json. This file holds what they share (the client wrappers, printing,
 // argument parsing, Ctrl-C handling) and `keel status`.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import type { NodeStatus } from '../src/api/index.js';
-import { HttpClient } from '../src/client.js';
+import { HttpClient, type ClientOptions, type ClientTlsOptions } from '../src/client.js';
 import { KeelClient } from '../src/keel-client.js';
 import { loadClusterConfig } from '../src/config.js';
 import { isKeelError } from '../src/util/errors.js';
@@ -13,7 +13,41 @@ export interface GlobalOptions {
   endpoints?: string;
   json?: boolean;
   config?: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
   token?: string;
+}
+
+/**
+ * The client options of a command: its endpoints, bearer token and TLS. --cacert/--cert/--key (or KEEL_CACERT, KEEL_CERT,
+ * KEEL_KEY) name PEM files; without --endpoints the config file's client addresses are used, over https with its
+ * tls.client.ca when it sets tls.client.
+ */
+export function clientOptionsOf(options: GlobalOptions): ClientOptions {
+  const endpoints = endpointsOf(options);
+  const file = (flag: string | undefined, env: string): Buffer | undefined => {
+    const name = flag ?? process.env[env];
+    return name === undefined || name === '' ? undefined : readFileSync(name);
+  };
+  const tls: { -readonly [K in keyof ClientTlsOptions]: ClientTlsOptions[K] } = {};
+  let isTls = false;
+  if (options.endpoints === undefined) {
+    const clientTls = loadClusterConfig(options.config ?? 'cluster.config.json').tls?.client ?? null;
+    if (clientTls !== null) {
+      isTls = true;
+      if (clientTls.ca !== null) tls.ca = readFileSync(clientTls.ca);
+    }
+  }
+  const ca = file(options.cacert, 'KEEL_CACERT');
+  const cert = file(options.cert, 'KEEL_CERT');
+  const key = file(options.key, 'KEEL_KEY');
+  if (ca !== undefined) tls.ca = ca;
+  if (cert !== undefined) tls.cert = cert;
+  if (key !== undefined) tls.key = key;
+  isTls ||= ca !== undefined || cert !== undefined || key !== undefined;
+  const token = tokenOf(options);
+  return { endpoints, ...(isTls && { tls }), ...(token !== undefined && { token }) };
 }
 
 /** The bearer token: --token, else the KEEL_TOKEN environment variable (needed once auth is enabled). */
@@ -38,13 +72,13 @@ interface Closable {
  * A wrapper for client commands that talk through the client `connect` builds from --endpoints: it prints a
  * KeelError by code (exit code 1; as `{"error": {...}}` with --json) and closes the client.
  */
-function commandWith<C extends Closable>(connect: (endpoints: string[], token: string | undefined) => C) {
+function commandWith<C extends Closable>(connect: (options: ClientOptions) => C) {
   return <A extends unknown[], O extends GlobalOptions = GlobalOptions>(action: (client: C, options: O, ...args: A) => Promise<void>) =>
     async (...all: [...A, O, Command]): Promise<void> => {
       const command = all[all.length - 1] as Command;
       const options = command.optsWithGlobals<O>();
       const args = all.slice(0, -2) as A;
-      const client = connect(endpointsOf(options), tokenOf(options));
+      const client = connect(clientOptionsOf(options));
       try {
         await action(client, options, ...args);
       } catch (err) {
@@ -59,9 +93,9 @@ function commandWith<C extends Closable>(connect: (endpoints: string[], token: s
 }
 
 /** Commands that make raw HTTP calls (key-value, watch, status). */
-export const withClient = commandWith((endpoints, token) => new HttpClient({ endpoints, ...(token !== undefined && { token }) }));
+export const withClient = commandWith((options) => new HttpClient(options));
 /** Commands on KeelClient (leases, services, locks, elections). */
-export const withKeel = commandWith((endpoints, token) => new KeelClient({ endpoints, ...(token !== undefined && { token }) }));
+export const withKeel = commandWith((options) => new KeelClient(options));
 
 /** Resolves with the name of the first SIGINT/SIGTERM (or 'aborted' when `also` aborts), then stops listening. */
 export function untilStopped(also?: AbortSignal): { readonly stopped: Promise<string>; readonly signal: AbortSignal; dispose(): void } {
@@ -146,7 +180,10 @@ async function statusCommand(client: HttpClient, options: GlobalOptions): Promis
 
 export function registerClientCommands(program: Command): void {
   program
-    .option('--endpoints <list>', 'comma-separated host:port client addresses (default: from ./cluster.config.json)')
+    .option('--endpoints <list>', 'comma-separated host:port or https://host:port client addresses (default: from ./cluster.config.json)')
+    .option('--cacert <file>', 'PEM CA bundle to verify TLS client ports with (or KEEL_CACERT); bare host:port endpoints then use https')
+    .option('--cert <file>', 'PEM client certificate for client ports that require one (or KEEL_CERT)')
+    .option('--key <file>', 'PEM key of --cert (or KEEL_KEY)')
     .option('--json', 'print JSON instead of text')
     .option('--token <token>', 'bearer token when auth is enabled (default: $KEEL_TOKEN)');
   program.command('status').description('print the cluster at a glance').action(withClient(statusCommand));

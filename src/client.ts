@@ -14,6 +14,18 @@ export interface ClientOptions {
   /** How long to keep retrying on unreachable endpoints / 503 before giving up. */
   readonly retryMs?: number;
   readonly token?: string;
+  /**
+   * TLS for https:// endpoints (and endpoints given as bare host:port, which then default to https): `ca` is the
+   * PEM bundle to verify the servers with (default: the system roots); `cert`/`key` a client certificate for
+   * servers that demand one (tls.client.requireClientCert).
+   */
+  readonly tls?: ClientTlsOptions;
+}
+
+export interface ClientTlsOptions {
+  readonly ca?: string | Buffer;
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
 }
 
 export interface RawResponse<T> {
@@ -51,11 +63,18 @@ export class HttpClient {
 
   constructor(options: ClientOptions) {
     if (options.endpoints.length === 0) throw new KeelError('INVALID_ARGUMENT', 'no endpoints given');
-    this.endpoints = options.endpoints.map((e) => (e.startsWith('http') ? e.replace(/\/$/, '') : `http://${e}`));
+    const scheme = options.tls === undefined ? 'http' : 'https';
+    this.endpoints = options.endpoints.map((e) => (/^https?:\/\//.test(e) ? e.replace(/\/$/, '') : `${scheme}://${e}`));
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.retryMs = options.retryMs ?? 5_000;
     this.token = options.token;
-    this.agent = new Agent({ connections: 64, pipelining: 1, keepAliveTimeout: 10_000, connectTimeout: 2_000 });
+    const tls = options.tls;
+    this.agent = new Agent({
+      connections: 64, pipelining: 1, keepAliveTimeout: 10_000, connectTimeout: 2_000,
+      ...(tls === undefined ? {} : {
+        connect: { ...(tls.ca === undefined ? {} : { ca: tls.ca }), ...(tls.cert === undefined ? {} : { cert: tls.cert }), ...(tls.key === undefined ? {} : { key: tls.key }) },
+      }),
+    });
   }
 
   /** Sends one request, failing over between endpoints; throws KeelError for any non-2xx answer. */
@@ -153,6 +172,14 @@ export class HttpClient {
 const notSentCodes = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
 
 /**
+ * A TLS handshake that failed (a certificate not trusted, expired or for another name; our client certificate
+ * refused): the server never read a request on that connection.
+ */
+function isTlsRefusal(code: string): boolean {
+  return /^ERR_SSL_|^ERR_TLS_|CERT|^UNABLE_TO_(GET|VERIFY)_/.test(code);
+}
+
+/**
  * A request that failed in transport. If the connection was never made, nothing was sent (UNAVAILABLE: not
  * applied). Otherwise a write may have reached the server and been applied (TIMEOUT); retrying it with the same
  * request id is still safe, and `call()` does.
@@ -160,7 +187,7 @@ const notSentCodes = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFO
 function transportError(endpoint: string, method: string, err: unknown): KeelError {
   const code = (err as { code?: string }).code ?? '';
   const message = `cannot reach ${endpoint}: ${(err as Error).message}`;
-  if (method === 'GET' || notSentCodes.has(code)) return new KeelError('UNAVAILABLE', message, { transport: true }, { cause: err });
+  if (method === 'GET' || notSentCodes.has(code) || isTlsRefusal(code)) return new KeelError('UNAVAILABLE', message, { transport: true }, { cause: err });
   return new KeelError('TIMEOUT', `${message} (the write may have been applied)`, { transport: true }, { cause: err });
 }
 

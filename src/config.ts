@@ -2,6 +2,7 @@
 // (ConfigError), and the CLI exits with code 2.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseNodeTls, parseSecurity } from './config-security.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -20,6 +21,36 @@ export interface NodeConfig {
    * `peer` and/or `client` address (e.g. a TCP proxy per directed node pair). Listening addresses are unchanged.
    */
   readonly dial?: Readonly<Record<string, { readonly peer?: string; readonly client?: string }>>;
+  /** This node's own certificate and key, overriding the cluster-wide tls.client / tls.peer ones (absolute paths). */
+  readonly tls?: { readonly client?: CertKeyFiles; readonly peer?: CertKeyFiles };
+}
+
+export interface CertKeyFiles {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** TLS for the client (HTTP API) port: `cert`/`key` may be absent when every node entry gives its own. */
+export interface ClientTlsConfig {
+  readonly cert: string | null;
+  readonly key: string | null;
+  /** CA bundle that signed the nodes' (and, with requireClientCert, the clients') certificates; null = system roots. */
+  readonly ca: string | null;
+  readonly requireClientCert: boolean;
+}
+
+/** TLS for the Raft peer port: every node both serves and dials, so the CA is required. */
+export interface PeerTlsConfig {
+  readonly cert: string | null;
+  readonly key: string | null;
+  readonly ca: string;
+  /** Mutual TLS: the listener demands and verifies a client certificate, and dialers present theirs. */
+  readonly mutual: boolean;
+}
+
+export interface TlsConfig {
+  readonly client: ClientTlsConfig | null;
+  readonly peer: PeerTlsConfig | null;
 }
 
 export interface RaftTimings {
@@ -43,6 +74,10 @@ export interface ClusterConfig {
   readonly file: string | null;
   /** Test-only: serve GET /v1/debug/applied and record every applied entry for it (also env KEEL_DEBUG=1). */
   readonly debug?: boolean;
+  /** TLS for the client and peer ports (absent: plain TCP/HTTP). */
+  readonly tls?: TlsConfig;
+  /** The cluster secret that authenticates peer traffic (absent: peers are not authenticated). */
+  readonly peerSecret?: string;
 }
 
 export const defaultRaftTimings: RaftTimings = {
@@ -77,7 +112,7 @@ export function loadClusterConfig(file: string): ClusterConfig {
 export function parseClusterConfig(raw: unknown, file: string | null): ClusterConfig {
   const where = file ?? 'config';
   const root = object(raw, where, '(root)');
-  allowOnly(root, ['cluster', 'nodes', 'raft', 'log', 'limits', 'auth', 'tls', 'debug'], where, '');
+  allowOnly(root, ['cluster', 'nodes', 'raft', 'log', 'limits', 'auth', 'tls', 'peerSecret', 'peerSecretFile', 'debug'], where, '');
   const cluster = root.cluster === undefined ? 'keel' : text(root.cluster, where, 'cluster', /^[A-Za-z0-9._-]{1,64}$/);
   if (!Array.isArray(root.nodes) || root.nodes.length === 0) {
     throw new ConfigError(`${where}: field "nodes" must be a non-empty array`);
@@ -95,6 +130,7 @@ export function parseClusterConfig(raw: unknown, file: string | null): ClusterCo
   const log = root.log === undefined ? { level: 'info' } : parseLog(root.log, where);
   if (root.debug !== undefined && typeof root.debug !== 'boolean') throw new ConfigError(`${where}: field "debug" must be a boolean`);
   const debug = root.debug === true || process.env.KEEL_DEBUG === '1';
+  const security = parseSecurity(root, nodes, where, baseDir);
   return {
     cluster,
     nodes,
@@ -102,6 +138,7 @@ export function parseClusterConfig(raw: unknown, file: string | null): ClusterCo
     log,
     ...(root.auth !== undefined && { auth: parseAuth(root.auth, where) }),
     file,
+    ...security,
     ...(debug ? { debug } : {}),
   };
 }
@@ -118,13 +155,15 @@ function parseAuth(value: unknown, where: string): { protectMetrics: boolean } {
 
 function parseNode(value: unknown, at: string, where: string, baseDir: string): NodeConfig {
   const node = object(value, where, at);
-  allowOnly(node, ['id', 'peer', 'client', 'dataDir', 'dial'], where, `${at}.`);
+  allowOnly(node, ['id', 'peer', 'client', 'dataDir', 'dial', 'tls'], where, `${at}.`);
+  const tls = node.tls === undefined ? undefined : parseNodeTls(node.tls, where, `${at}.tls`, baseDir);
   return {
     id: text(node.id, where, `${at}.id`, /^[A-Za-z0-9._-]{1,64}$/),
     peer: hostPort(node.peer, where, `${at}.peer`),
     client: hostPort(node.client, where, `${at}.client`),
     dataDir: path.resolve(baseDir, text(node.dataDir, where, `${at}.dataDir`, /^.+$/)),
     ...(node.dial === undefined ? {} : { dial: parseDial(node.dial, where, `${at}.dial`) }),
+    ...(tls === undefined ? {} : { tls }),
   };
 }
 

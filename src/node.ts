@@ -18,6 +18,7 @@ import type { Clock } from './util/clock.js';
 import type { Logger } from './util/logger.js';
 import { SeededPrng } from './util/prng.js';
 import { directorySize } from './util/fs.js';
+import { nodeSecurity, registerSecurityMetrics } from './node-security.js';
 
 export const version = '0.1.0';
 
@@ -44,6 +45,7 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   const config = cluster.nodes.find((n) => n.id === nodeId);
   if (config === undefined) throw new Error(`node "${nodeId}" is not in the config`);
   const logger = deps.logger.child({ node: nodeId });
+  const security = nodeSecurity(cluster, config);
   const leases = new LeaseLayer({ clock: deps.clock, logger });
   // Auth state is read from the store, so the cache is made once the store is open; applied auth commands and
   // snapshot restores drop it (on every node).
@@ -51,17 +53,7 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   const authChanged = (): void => authState?.invalidate();
   const { storage, store } = await openDurableState(cluster, config, logger, leases, authChanged);
   authState = new AuthState(store, () => deps.clock.wallMs());
-  const raft = new RaftNode(
-    raftConfig({
-      id: nodeId,
-      storage,
-      prng: new SeededPrng(randomInt(2 ** 31)),
-      logger: logger.child({ component: 'raft' }),
-      applied: store.appliedIndex(),
-      electionTicks: cluster.raft.electionTicks,
-      heartbeatTicks: cluster.raft.heartbeatTicks,
-    }),
-  );
+  const raft = newRaftNode(cluster, nodeId, storage, store.appliedIndex(), logger);
   // `dial` (test-only) routes this node's connections to a peer through another address, e.g. a fault proxy.
   const peers = new Map(cluster.nodes.filter((n) => n.id !== nodeId).map((n) => [n.id, config.dial?.[n.id]?.peer ?? n.peer]));
   const transport = new TcpTransport({
@@ -70,6 +62,7 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
     listen: config.peer,
     peers,
     logger: logger.child({ component: 'transport' }),
+    ...security.transport,
   });
   const driver = new RaftDriver({
     node: raft,
@@ -96,10 +89,13 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   const proposer = new Proposer(leaderView(cluster, config, driver, proposeLocal), {
     leaderWaitMs: 2 * cluster.raft.electionTicks * cluster.raft.tickMs,
     forwardTimeoutMs: cluster.raft.proposalTimeoutMs + 1_000,
+    ...security.forward,
   });
   await leases.start({ store, raft: raftView(driver), propose: (command) => proposer.propose(command) });
+  registerSecurityMetrics(metrics.registry, security.peerAuth, () => transport.stats());
   const api = await buildApi({
     ...apiDeps(driver, store, proposer, proposeLocal, leases, metrics, status, logger),
+    ...security.api,
     auth: authDeps(authState, proposer, driver, store, deps.clock, cluster.auth?.protectMetrics ?? false),
   });
   // Health checks run on the leader only: started and stopped with this node's role.
@@ -124,6 +120,20 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
     return closing;
   };
   return { id: nodeId, config, api, driver, store, leases, status, close };
+}
+
+function newRaftNode(cluster: ClusterConfig, nodeId: string, storage: LevelLogStorage, applied: number, logger: Logger): RaftNode {
+  return new RaftNode(
+    raftConfig({
+      id: nodeId,
+      storage,
+      prng: new SeededPrng(randomInt(2 ** 31)),
+      logger: logger.child({ component: 'raft' }),
+      applied,
+      electionTicks: cluster.raft.electionTicks,
+      heartbeatTicks: cluster.raft.heartbeatTicks,
+    }),
+  );
 }
 
 function apiDeps(
@@ -354,7 +364,7 @@ function nodeStatus(
     return {
       id,
       peerUrl: node === undefined ? '' : `tcp://${node.peer}`,
-      clientUrl: node === undefined ? '' : `http://${node.client}`,
+      clientUrl: node === undefined ? '' : `${cluster.tls?.client ? 'https' : 'http'}://${node.client}`,
       role: roleOf(id),
       voter: raft.conf.voters.includes(id),
       reachable: id === nodeId || transport.isConnected(id),

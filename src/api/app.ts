@@ -2,10 +2,13 @@
 // calls listen(); tests use app.inject() or listen on port 0 themselves.
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { ServerOptions as HttpsServerOptions } from 'node:https';
 import { limits } from '../util/limits.js';
 import type { Logger } from '../util/logger.js';
 import { installAuth, type AuthHookOptions } from './auth-hook.js';
 import { authRoutes, type AuthBackend } from './routes/auth.js';
+import type { PeerAuth } from '../util/peer-auth.js';
+import { installInternalAuth } from './internal-auth.js';
 import { installErrorHandler, renderClientError, renderFrameworkError } from './error-handler.js';
 import type { NodeMetrics } from './metrics.js';
 import { clusterRoutes, type ClusterView } from './routes/cluster.js';
@@ -27,6 +30,10 @@ export interface ApiDeps {
   readonly services?: ServicesBackend;
   /** Client auth: the hook on every route and the /v1/auth routes (absent: no auth at all). */
   readonly auth?: AuthBackend & Omit<AuthHookOptions, 'state'>;
+  /** Serve HTTPS with these TLS options (absent: plain HTTP). */
+  readonly https?: HttpsServerOptions;
+  /** The cluster secret: /internal/* routes then demand a peer proof (absent: they are open, as the API port is). */
+  readonly peerAuth?: PeerAuth;
 }
 
 // Query strings are text: "true" and "5" are coerced to their schema types. Bodies are JSON: a wrong type
@@ -35,7 +42,9 @@ const queryAjv = new Ajv({ coerceTypes: true, allowUnionTypes: true, allErrors: 
 const bodyAjv = new Ajv({ coerceTypes: false, allowUnionTypes: true, allErrors: false, removeAdditional: false, useDefaults: false });
 
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  // With `https` fastify types the instance over https.Server; the routes never touch the server itself.
   const app = Fastify({
+    ...(deps.https === undefined ? {} : { https: deps.https }),
     logger: false,
     bodyLimit: limits.bodyBytesMax,
     // Keys travel percent-encoded in the path and may be long.
@@ -45,12 +54,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     // Bad input fastify or node:http detect before a route runs gets the documented error body too.
     frameworkErrors: renderFrameworkError,
     clientErrorHandler: renderClientError,
-  });
+  }) as unknown as FastifyInstance;
   app.setValidatorCompiler(({ schema, httpPart }) => {
     const validate = (httpPart === 'body' ? bodyAjv : queryAjv).compile(schema);
     return (data: unknown) => (validate(data) ? { value: data } : { error: new Error(bodyAjv.errorsText(validate.errors, { dataVar: httpPart ?? 'input' })) });
   });
   installErrorHandler(app, deps.logger);
+  if (deps.peerAuth !== undefined) installInternalAuth(app, deps.peerAuth, deps.logger);
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
     deps.metrics.httpSeconds.observe(

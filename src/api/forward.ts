@@ -6,6 +6,14 @@
 // answering UNAVAILABLE: the write was not proposed, so it was not applied.
 import { Agent, request } from 'undici';
 import { KeelError, errorCatalog, type ErrorCode } from '../util/errors.js';
+import { peerAuthHeader, type PeerAuth } from '../util/peer-auth.js';
+
+export interface ForwardSecurity {
+  /** The leader's client port speaks TLS: verify it with `ca` (null = system roots), present cert/key if given. */
+  readonly tls?: { readonly ca: Buffer | null; readonly cert?: Buffer; readonly key?: Buffer };
+  /** Prove knowledge of the cluster secret to the leader's internal route, as node `from`. */
+  readonly peerAuth?: { readonly auth: PeerAuth; readonly from: string };
+}
 
 export interface LeaderView {
   /** This node is the leader and can propose. */
@@ -22,14 +30,27 @@ export const internalProposePath = '/internal/v1/propose';
 
 export class Proposer {
   private readonly view: LeaderView;
-  private readonly agent = new Agent({ connections: 128, keepAliveTimeout: 30_000, connectTimeout: 2_000 });
+  private readonly agent: Agent;
   private readonly leaderWaitMs: number;
   private readonly forwardTimeoutMs: number;
+  private readonly security: ForwardSecurity;
+  private readonly scheme: 'http' | 'https';
 
-  constructor(view: LeaderView, options: { leaderWaitMs: number; forwardTimeoutMs: number }) {
+  constructor(view: LeaderView, options: { leaderWaitMs: number; forwardTimeoutMs: number } & ForwardSecurity) {
     this.view = view;
     this.leaderWaitMs = options.leaderWaitMs;
     this.forwardTimeoutMs = options.forwardTimeoutMs;
+    this.security = options;
+    this.scheme = options.tls === undefined ? 'http' : 'https';
+    const tls = options.tls;
+    this.agent = new Agent({
+      connections: 128,
+      keepAliveTimeout: 30_000,
+      connectTimeout: 2_000,
+      ...(tls === undefined ? {} : {
+        connect: { ...(tls.ca === null ? {} : { ca: tls.ca }), ...(tls.cert === undefined ? {} : { cert: tls.cert }), ...(tls.key === undefined ? {} : { key: tls.key }) },
+      }),
+    });
   }
 
   async propose(command: Uint8Array, forwarded = false): Promise<unknown> {
@@ -48,9 +69,14 @@ export class Proposer {
   private async forward(leader: string, command: Uint8Array): Promise<unknown> {
     let response;
     try {
-      response = await request(`http://${leader}${internalProposePath}`, {
+      const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+      const peerAuth = this.security.peerAuth;
+      if (peerAuth !== undefined) {
+        headers[peerAuthHeader] = peerAuth.auth.internalHeader(peerAuth.from, 'POST', internalProposePath, command, Date.now());
+      }
+      response = await request(`${this.scheme}://${leader}${internalProposePath}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/octet-stream' },
+        headers,
         body: command,
         dispatcher: this.agent,
         headersTimeout: this.forwardTimeoutMs,
@@ -74,7 +100,10 @@ export class Proposer {
     }
     if (response.statusCode === 200) return (body as { result: unknown }).result;
     const error = (body as { error?: { code?: string; message?: string } }).error;
-    const code = error?.code !== undefined && error.code in errorCatalog ? (error.code as ErrorCode) : 'TIMEOUT';
+    let code = error?.code !== undefined && error.code in errorCatalog ? (error.code as ErrorCode) : 'TIMEOUT';
+    // The leader refused this node's peer proof (a secret mismatch): the command was not proposed, and the
+    // client's own credentials are not what failed.
+    if (code === 'UNAUTHENTICATED') code = 'UNAVAILABLE';
     const { code: _c, message, ...details } = (error ?? {}) as Record<string, unknown>;
     throw new KeelError(code, typeof message === 'string' ? message : `leader answered ${response.statusCode}`, details);
   }

@@ -6,7 +6,7 @@ export type { MetricsReadings, MetricsSource } from './metrics.js';
 export type { ClusterView, MemberStatus, NodeStatus } from './routes/cluster.js';
 export { errorBody, toKeelError } from './error-handler.js';
 export { Proposer } from './forward.js';
-export type { LeaderView } from './forward.js';
+export type { ForwardSecurity, LeaderView } from './forward.js';
 export type { KvBackend } from './routes/kv.js';
 export type { WatchBackend } from './routes/watch.js';
 export type { LeaseBackend } from './routes/leases.js';

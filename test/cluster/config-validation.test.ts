@@ -44,6 +44,10 @@ function makeCases(good: readonly NodeEntry[]): Case[] {
     { name: 'not JSON', config: '{"cluster": "c", nodes: [', mentions: 'not valid JSON' },
     { name: 'missing file', config: null, mentions: 'cannot read' },
     { name: 'node not in the config', config: { cluster: 'c', nodes: good }, node: 'n9', mentions: '"nodes"' },
+    { name: 'TLS certificate file missing', config: { cluster: 'c', nodes: good, tls: { client: { cert: 'no.crt', key: 'no.key' } } }, mentions: '"tls.client.cert"' },
+    { name: 'peer TLS without a CA', config: { cluster: 'c', nodes: good, tls: { peer: {} } }, mentions: '"tls.peer.ca"' },
+    { name: 'peer secret too short', config: { cluster: 'c', nodes: good, peerSecret: 'short' }, mentions: '"peerSecret"' },
+    { name: 'peer secret file missing', config: { cluster: 'c', nodes: good, peerSecretFile: 'no-such-secret' }, mentions: '"peerSecretFile"' },
   ];
 }
 

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NodeStatus } from '../../src/api/index.js';
-import { HttpClient } from '../../src/client.js';
+import { HttpClient, type ClientTlsOptions } from '../../src/client.js';
 
 /**
  * Every node process any cluster of this test process started. If the test process dies before its teardown runs
@@ -54,6 +54,12 @@ export interface ClusterOptions {
    * peer id -> the addresses that node dials for that peer (e.g. fault proxies).
    */
   readonly dial?: (nodes: readonly TestNode[]) => Promise<Record<string, Record<string, { peer?: string; client?: string }>>>;
+  /** Extra top-level config fields (tls, peerSecret, ...). */
+  readonly config?: Record<string, unknown>;
+  /** Extra fields of each node's entry (e.g. its own tls certificate). */
+  readonly nodeConfig?: (id: string) => Record<string, unknown>;
+  /** The client ports speak TLS: the helper's clients use https with these options. */
+  readonly clientTls?: ClientTlsOptions;
 }
 
 export async function freePort(): Promise<number> {
@@ -83,12 +89,19 @@ export class TestCluster {
   private readonly clients: HttpClient[] = [];
   /** Bearer token for status() and client() once a test enabled auth (test/cluster/auth.test.ts). */
   token: string | undefined;
+  readonly clientTls: ClientTlsOptions | undefined;
 
-  constructor(dir: string, configFile: string, nodes: TestNode[], logLevel: string) {
+  constructor(dir: string, configFile: string, nodes: TestNode[], logLevel: string, clientTls?: ClientTlsOptions) {
     this.dir = dir;
     this.configFile = configFile;
     this.nodes = nodes;
     this.logLevel = logLevel;
+    this.clientTls = clientTls;
+  }
+
+  /** http:// or https:// and the node's client address. */
+  url(id: string): string {
+    return `${this.clientTls === undefined ? 'http' : 'https'}://${this.node(id).client}`;
   }
 
   node(id: string): TestNode {
@@ -97,11 +110,12 @@ export class TestCluster {
     return node;
   }
 
-  start(id: string): void {
+  /** Starts a node's process; `configFile` lets a test start one node with a different config. */
+  start(id: string, configFile = this.configFile): void {
     const node = this.node(id);
     if (node.process !== null) throw new Error(`${id} is already running`);
     const log = createWriteStream(path.join(this.dir, `${id}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [keelBin, 'start', '--config', this.configFile, '--node', id, '--log-level', this.logLevel], {
+    const child = spawn(process.execPath, [keelBin, 'start', '--config', configFile, '--node', id, '--log-level', this.logLevel], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout.pipe(log, { end: false });
@@ -134,7 +148,8 @@ export class TestCluster {
   }
 
   client(ids: readonly string[] = this.nodes.map((n) => n.id), options: { retryMs?: number; timeoutMs?: number } = {}): HttpClient {
-    const client = new HttpClient({ endpoints: ids.map((id) => this.node(id).client), ...(this.token !== undefined && { token: this.token }), ...options });
+    const tls = this.clientTls === undefined ? {} : { tls: this.clientTls };
+    const client = new HttpClient({ endpoints: ids.map((id) => this.node(id).client), ...(this.token !== undefined && { token: this.token }), ...tls, ...options });
     this.clients.push(client);
     return client;
   }
@@ -142,7 +157,7 @@ export class TestCluster {
   async status(id: string): Promise<NodeStatus | null> {
     const client = this.client([id], { retryMs: 0, timeoutMs: 2000 });
     try {
-      return (await client.once<NodeStatus>(`http://${this.node(id).client}`, 'GET', '/v1/status')).body;
+      return (await client.once<NodeStatus>(this.url(id), 'GET', '/v1/status')).body;
     } catch {
       return null;
     } finally {
@@ -194,12 +209,20 @@ export async function createCluster(options: ClusterOptions = {}, prefix = 'keel
   const configFile = path.join(dir, 'cluster.config.json');
   const config = {
     cluster: 'test',
-    nodes: nodes.map((n) => ({ id: n.id, peer: n.peer, client: n.client, dataDir: `data/${n.id}`, ...(dial[n.id] === undefined ? {} : { dial: dial[n.id] }) })),
+    nodes: nodes.map((n) => ({
+      id: n.id,
+      peer: n.peer,
+      client: n.client,
+      dataDir: `data/${n.id}`,
+      ...(dial[n.id] === undefined ? {} : { dial: dial[n.id] }),
+      ...options.nodeConfig?.(n.id),
+    })),
     raft: { tickMs: 50, electionTicks: 10, heartbeatTicks: 1, ...options.raft },
     ...(options.debug === true ? { debug: true } : {}),
+    ...options.config,
   };
   writeFileSync(configFile, JSON.stringify(config, null, 2));
-  return new TestCluster(dir, configFile, nodes, options.logLevel ?? 'info');
+  return new TestCluster(dir, configFile, nodes, options.logLevel ?? 'info', options.clientTls);
 }
 
 export async function startCluster(t: TapLike, options: ClusterOptions = {}): Promise<TestCluster> {

@@ -7,3 +7,5 @@ export { TcpTransport } from './tcp-transport.js';
 export type { TcpTransportOptions } from './tcp-transport.js';
 export { MemoryNetwork, MemoryTransport } from './transport.js';
 export type { Transport, TransportOptions, TransportStats } from './transport.js';
+export { PeerAuth } from './peer-security.js';
+export type { PeerTlsOptions } from './peer-security.js';

@@ -8,12 +8,18 @@
 // per-peer queue and a flush on the next microtask writes everything queued in one corked burst (one writev).
 // The socket's own buffer is only refilled after 'drain', so memory stays bounded by the queue limits.
 // A connection that fails or drops is reported through onUnreachable and retried with capped exponential back-off.
+//
+// Security (both optional, see peer-security.ts): with `tls` every connection is TLS (mutual when asked: the
+// listener demands a certificate signed by the cluster CA); with `auth` (the cluster secret) the listener first
+// sends a challenge and the dialer must answer it with an HMAC proof right after its handshake, before anything it
+// sends reaches the core.
 import net from 'node:net';
 import { assert } from '../../util/assert.js';
 import { silentLogger, type Logger } from '../../util/logger.js';
 import { CodecError, decodeHandshake, decodeMessage, encodeHandshake, encodeMessage } from '../codec.js';
 import type { PeerMessage } from '../messages.js';
 import type { NodeId } from '../types.js';
+import { PeerSecurity, type PeerAuth, type PeerTlsOptions } from './peer-security.js';
 import {
   BoundedQueue, emptyTransportStats, formatHostPort, parseHostPort, transportDefaults, UnreachableReporter,
   type Transport, type TransportOptions, type TransportStats,
@@ -30,6 +36,10 @@ export interface TcpTransportOptions extends TransportOptions {
   readonly inboundConnectionsMax?: number;
   /** close() waits this long for queued frames to drain before cutting connections. */
   readonly closeTimeoutMs?: number;
+  /** TLS for the peer port (absent: plain TCP). */
+  readonly tls?: PeerTlsOptions;
+  /** The cluster secret's authenticator (absent: peers are not authenticated). */
+  readonly auth?: PeerAuth;
 }
 
 export const tcpTransportDefaults = {
@@ -113,10 +123,11 @@ function lengthPrefix(bytes: number): Buffer {
   return prefix;
 }
 
-type Settings = Required<Omit<TcpTransportOptions, 'peers' | 'logger'>>;
+type Settings = Required<Omit<TcpTransportOptions, 'peers' | 'logger' | 'tls' | 'auth'>>;
 
 interface Shared {
   readonly settings: Settings;
+  readonly security: PeerSecurity;
   readonly logger: Logger;
   readonly counters: TransportStats;
   readonly unreachable: UnreachableReporter;
@@ -165,22 +176,52 @@ class PeerLink {
     if (this.isClosed || this.socket !== null) return;
     this.timer = null;
     const { host, port } = parseHostPort(this.address);
-    const socket = net.connect({ host, port, noDelay: true });
+    const { security } = this.shared;
+    const { socket, readyEvent } = security.dial(host, port);
     this.socket = socket;
     socket.setTimeout(this.shared.settings.connectTimeoutMs, () => socket.destroy(new Error('connect timed out')));
-    socket.once('connect', () => {
+    // With the cluster secret the listener speaks first (its challenge); the handshake and proof answer it.
+    const challenge = security.auth === null ? null : new FrameDecoder(handshakeBytesMax);
+    const open = (proof: Uint8Array | null): void => {
       socket.setTimeout(0);
-      socket.setKeepAlive(true, tcpTransportDefaults.keepAliveDelayMs);
       this.isOpen = true;
       this.connectedAtMs = performance.now();
       this.shared.logger.debug({ peer: this.peer, address: this.address }, 'connected to peer');
       socket.write(lengthPrefix(this.handshake.byteLength));
       socket.write(this.handshake);
+      if (proof !== null) {
+        socket.write(lengthPrefix(proof.byteLength));
+        socket.write(proof);
+      }
       this.flush();
+    };
+    socket.once(readyEvent, () => {
+      socket.setKeepAlive(true, tcpTransportDefaults.keepAliveDelayMs);
+      if (challenge === null) open(null);
     });
     socket.on('drain', () => this.flush());
-    socket.on('data', () => {
-      // Peers never answer on our outbound connection: anything arriving here breaks the protocol.
+    socket.on('data', (chunk: Buffer) => {
+      if (challenge !== null && !this.isOpen) {
+        challenge.push(chunk);
+        let frame: Buffer | null = null;
+        try {
+          frame = challenge.next();
+        } catch (err) {
+          if (!(err instanceof FrameError)) throw err;
+          socket.destroy(err);
+          return;
+        }
+        if (frame === null) return;
+        const proof = security.answerChallenge(this.peer, frame);
+        if (proof === null) socket.destroy(new Error('malformed challenge from the peer'));
+        else open(proof);
+        return;
+      }
+      // Peers never answer on our outbound connection: anything arriving here breaks the protocol. The one
+      // expected case is a misconfiguration: a listener with a cluster secret sends its challenge.
+      if (security.auth === null) {
+        this.shared.logger.warn({ peer: this.peer, address: this.address }, 'the peer sent data first: it probably demands a cluster secret (peerSecret) this node lacks');
+      }
       socket.destroy(new Error('unexpected data on an outbound connection'));
     });
     socket.on('error', (err) => {
@@ -293,8 +334,15 @@ export class TcpTransport implements Transport {
     assert(settings.messageBytesMax >= 1, 'transport: messageBytesMax must be >= 1');
     assert(settings.reconnectDelayMinMs >= 1, 'transport: reconnectDelayMinMs must be >= 1');
     assert(settings.reconnectDelayMaxMs >= settings.reconnectDelayMinMs, 'transport: reconnectDelayMaxMs below the min');
-    this.shared = { settings, logger: options.logger ?? silentLogger, counters: emptyTransportStats(), unreachable: new UnreachableReporter() };
-    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    const logger = options.logger ?? silentLogger;
+    const counters = emptyTransportStats();
+    const security = new PeerSecurity(options.id, options.tls ?? null, options.auth ?? null);
+    this.shared = { settings, security, logger, counters, unreachable: new UnreachableReporter() };
+    const onRefused = (why: string, remote: string): void => {
+      counters.connectionsRejected++;
+      logger.warn({ remote, why }, 'refused a peer connection in the TLS handshake');
+    };
+    this.server = security.createServer((socket) => this.accept(socket), onRefused, settings.handshakeTimeoutMs);
     this.server.maxConnections = settings.inboundConnectionsMax;
     this.server.on('drop', () => this.shared.counters.connectionsRejected++);
     if (options.peers !== undefined) this.peers = withoutSelf(options.peers, this.id);
@@ -402,22 +450,41 @@ export class TcpTransport implements Transport {
     this.inbound.add(socket);
     socket.setKeepAlive(true, tcpTransportDefaults.keepAliveDelayMs);
     const decoder = new FrameDecoder(handshakeBytesMax);
+    const { security } = this.shared;
+    // The peer named in the handshake; trusted (and its messages delivered) only once `isAuthenticated`.
     let peer: NodeId | null = null;
+    let isAuthenticated = false;
+    const challenge = security.auth === null ? null : security.auth.newChallenge();
+    let isRefused = false;
     const refuse = (why: string): void => {
+      if (isRefused) return;
+      isRefused = true;
       counters.connectionsRejected++;
       logger.warn({ remote, peer, why }, 'closing a peer connection');
       socket.destroy();
     };
     const handshakeTimer = setTimeout(() => refuse('no handshake in time'), settings.handshakeTimeoutMs);
+    if (challenge !== null) {
+      socket.write(lengthPrefix(challenge.byteLength));
+      socket.write(challenge);
+    }
+    const authenticated = (from: NodeId): void => {
+      isAuthenticated = true;
+      clearTimeout(handshakeTimer);
+      this.registerInbound(from, socket);
+      decoder.setFrameBytesMax(settings.messageBytesMax);
+    };
     socket.on('data', (chunk: Buffer) => {
       counters.bytesReceived += chunk.byteLength;
       decoder.push(chunk);
       try {
         for (let frame = decoder.next(); frame !== null && !socket.destroyed; frame = decoder.next()) {
           if (peer === null) {
-            peer = this.acceptHandshake(frame, socket);
-            clearTimeout(handshakeTimer);
-            decoder.setFrameBytesMax(settings.messageBytesMax);
+            peer = this.acceptHandshake(frame);
+            if (challenge === null) authenticated(peer);
+          } else if (!isAuthenticated) {
+            if (!security.checkProof(peer, challenge!, frame)) throw new FrameError(`wrong cluster-secret proof from "${peer}"`);
+            authenticated(peer);
           } else {
             this.deliver(frame, peer);
           }
@@ -430,22 +497,31 @@ export class TcpTransport implements Transport {
     socket.on('error', (err) => logger.debug({ remote, err: err.message }, 'inbound peer connection error'));
     socket.on('close', () => {
       clearTimeout(handshakeTimer);
+      if (peer !== null && !isAuthenticated && !isRefused && security.auth !== null && !this.isClosed) {
+        // A peer that named itself and hung up instead of proving: most likely one without the secret.
+        security.auth.rejections.raft++;
+        refuse('closed without a cluster-secret proof');
+      }
       this.inbound.delete(socket);
       if (peer !== null && this.inboundByPeer.get(peer) === socket) this.inboundByPeer.delete(peer);
     });
   }
 
   /** Checks the first frame; returns the peer's id. Throws FrameError/CodecError to refuse the connection. */
-  private acceptHandshake(frame: Uint8Array, socket: net.Socket): NodeId {
+  private acceptHandshake(frame: Uint8Array): NodeId {
     const handshake = decodeHandshake(frame);
     if (handshake.clusterName !== this.cluster) {
       throw new FrameError(`handshake from cluster "${handshake.clusterName}", this is "${this.cluster}"`);
     }
     if (handshake.to !== this.id) throw new FrameError(`handshake for node "${handshake.to}", this is "${this.id}"`);
-    const previous = this.inboundByPeer.get(handshake.from);
-    this.inboundByPeer.set(handshake.from, socket);
-    if (previous !== undefined) previous.destroy();
     return handshake.from;
+  }
+
+  /** An authenticated connection replaces the peer's previous one (only now: a stranger cannot evict a peer). */
+  private registerInbound(peer: NodeId, socket: net.Socket): void {
+    const previous = this.inboundByPeer.get(peer);
+    this.inboundByPeer.set(peer, socket);
+    if (previous !== undefined) previous.destroy();
   }
 
   private deliver(frame: Uint8Array, peer: NodeId): void {
@@ -465,7 +541,7 @@ function withoutSelf(peers: ReadonlyMap<NodeId, string>, self: NodeId): Map<Node
 function definedOnly(options: TcpTransportOptions): Partial<Settings> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(options)) {
-    if (value !== undefined && key !== 'peers' && key !== 'logger') out[key] = value;
+    if (value !== undefined && key !== 'peers' && key !== 'logger' && key !== 'tls' && key !== 'auth') out[key] = value;
   }
   return out as Partial<Settings>;
 }
