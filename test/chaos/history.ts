@@ -52,6 +52,10 @@ export interface Operation {
 // f = 'delete' args {key}                        result {deleted: number, revision}
 // f = 'txn'    args {reads: string[], writes: {key, value}[]}  result {reads: {key, value: string|null, modRevision: number}[], revision}
 //              all reads and writes happen atomically at one revision
+// (checkers) A read answered 404 KEY_NOT_FOUND is an ok read {value: null, modRevision: 0} at the body's revision.
+// A workload that retries a request id after a 504 must record a later 503 as info, not fail: the first attempt
+// may have applied. Txn reads are checked as of before the txn's own writes (a read of the txn's own value is
+// accepted too).
 export interface ReadArgs { readonly key: string }
 export interface ReadResult { readonly value: string | null; readonly modRevision: number }
 export interface WriteArgs { readonly key: string; readonly value: string }
@@ -69,6 +73,8 @@ export interface TxnResult {
 // f = 'incr'     args {lock, fence, key, expect: number, value: number}  a fenced CAS of the counter key
 //                 ok: applied; fail with error 'FENCE_REJECTED' (412): the fence was stale, not applied
 // f = 'release'  args {lock, fence}
+// (checkers) The acquire's result.revision must be the revision that granted the lock (the holder key's
+// createRevision), not the reply's X-Keel-Revision; a release's revision is its X-Keel-Revision.
 export interface AcquireResult { readonly fence: number; readonly revision: number }
 
 // ---- Lease probe workload (S15, L6) ----
@@ -76,8 +82,13 @@ export interface AcquireResult { readonly fence: number; readonly revision: numb
 // result {present: boolean, revision}. A probe key attached to a lease must be present at every probe whose
 // invocation is earlier than (last ok keepalive's invokeMs, or the grant's invokeMs) + ttl*1000 (S15: never early),
 // and absent at probes invoked later than the last keepalive's completeMs + ttl*1000 + electionTimeoutMs + slack (L6).
+// (checkers) checkLeases judges S15 at the probe's COMPLETION (a probe invoked before the deadline may read after
+// it), takes the probe key as attached by the grant op, and knows f = 'revoke' args {lease}.
 
 // ---- Watch recorder (S13, S14, S17) ----
+// (checkers) A 'reconnect' record's revision is the fromRevision it used (record the first connect as one too);
+// a 'compacted' record's revision is the compactRevision. What each watcher watched goes to checkWatches as its
+// third argument ({[watcher]: {key, prefix}}; without one, a watcher is taken to watch every key).
 /** One message as a watcher received it: all events of one revision together (one txn = one message). */
 export interface WatchMessageRecord {
   readonly watcher: number;

@@ -183,3 +183,33 @@ export function checkWatches(
   }
   return { checker: 'watches', checkedOps: checked, anomalies, notes: [`${byWatcher.size} watchers, ${ref.revs.length} reference revisions`] };
 }
+
+/**
+ * S17 beyond one message: the keys attached to one lease (each group) are only ever deleted together, by the
+ * lease's revoke or expiry, so when the reference deletes one of them, every other key of the group that was
+ * present must be deleted at that same revision. Catches an expiry that deletes a lease's keys one revision at a
+ * time (each of which would otherwise look like a valid single-key message). The workload must not delete these
+ * keys by hand.
+ */
+export function checkRevokesAtomic(reference: readonly WatchMessageRecord[], groups: readonly (readonly string[])[]): CheckResult {
+  const anomalies: Anomaly[] = [];
+  const present = new Set<string>();
+  const groupOf = new Map<string, readonly string[]>();
+  for (const g of groups) for (const key of g) groupOf.set(key, g);
+  const messages = reference.filter((m) => m.kind === 'events').sort((a, b) => a.revision - b.revision);
+  for (const m of messages) {
+    const events = m.events ?? [];
+    const deleted = new Set(events.filter((e) => e.type === 'delete').map((e) => e.key));
+    for (const key of deleted) {
+      const stranded = (groupOf.get(key) ?? []).filter((k) => present.has(k) && !deleted.has(k));
+      if (stranded.length > 0) {
+        anomalies.push(anomaly('revoke-split', `revision ${m.revision} deleted ${key} but not ${stranded.join(', ')} of the same lease (S17)`, [m]));
+      }
+    }
+    for (const e of events) {
+      if (e.type === 'put') present.add(e.key);
+      else present.delete(e.key);
+    }
+  }
+  return { checker: 'lease-revokes', checkedOps: messages.length, anomalies };
+}

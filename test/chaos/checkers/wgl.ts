@@ -9,9 +9,11 @@
 //   cas(expect, value) -> succeeds iff state == expect; an ok with succeeded=false needs state != expect.
 // fail operations did not happen and are dropped; info reads observed nothing and are dropped; info writes, cas and
 // deletes may have happened at any point after their invocation (completeMs = Infinity), so they are optional.
-// An info write whose value no operation ever observed cannot explain any read: it is pruned up front, which keeps
-// the search small. That pruning is not complete (a delete with deleted=1, or a failed cas, could need "some
-// value"), so a history that fails without them is searched again with them before it is called an anomaly.
+// An info write whose value some ok op observed did apply (values are unique), before that op completed: it becomes
+// a required op. One whose value nobody observed cannot explain any read: it is left out, which keeps the search
+// small. That pruning is not complete (a delete with deleted=1, or a failed cas, could need "some value"; a read of
+// an absent key could need an info delete), so a history that fails without them is searched again with every
+// info op before it is called an anomaly.
 //
 // The search: entries (calls and returns) in time order in a linked list; repeatedly linearize the first call that
 // the model accepts (lifting its call and return out of the list) unless (linearized set, state) was seen already;
@@ -159,11 +161,11 @@ function observations(ops: readonly RegisterOp[]): Map<Value, number> {
 /**
  * Prepares one key's ops for the search. An info write (or cas) whose value some ok op observed did apply (values
  * are unique), before that observer completed: it becomes a required op completing at the earliest observer's
- * completion, a sound bound that spares the search from trying it everywhere. With `all` false, the ops that stay
- * optional (unobserved info writes, info deletes) are left out: a valid history rarely needs them, and a failure
- * without them is searched again with them.
+ * completion, a sound bound that spares the search from trying it everywhere. `optional` says which of the ops
+ * that stay optional (unobserved info writes, info deletes) to keep: a valid history rarely needs them, and a
+ * failure without them is searched again with them.
  */
-export function prepareOps(ops: readonly RegisterOp[], all: boolean): RegisterOp[] {
+export function prepareOps(ops: readonly RegisterOp[], optional: 'none' | 'all'): RegisterOp[] {
   const seen = observations(ops);
   const out: RegisterOp[] = [];
   for (const op of ops) {
@@ -174,7 +176,7 @@ export function prepareOps(ops: readonly RegisterOp[], all: boolean): RegisterOp
     const by = op.kind === 'delete' ? undefined : seen.get(op.value ?? null);
     if (by !== undefined && by >= op.invokeMs) {
       out.push({ ...op, info: false, completeMs: by, ...(op.kind === 'cas' ? { succeeded: true } : {}) });
-    } else if (all) out.push(op);
+    } else if (optional === 'all') out.push(op);
   }
   return out;
 }
@@ -224,7 +226,12 @@ function unlift(call: Entry): void {
   if (call.next !== null) call.next.prev = call;
 }
 
-/** The set of linearized ops as a bitset with an incremental (Zobrist) hash, and the memo of seen configurations. */
+/**
+ * The set of linearized ops as a bitset with an incremental (Zobrist) 64-bit hash, and the memo of seen
+ * (set, state) configurations. In fast mode a configuration is remembered by its hash and exact state only (no
+ * copy of the bitset: memory stays small on long histories); a hash collision could then prune a configuration
+ * wrongly, so a failure found in fast mode is confirmed by an exact search before it is reported.
+ */
 class Memo {
   readonly bits: Uint32Array;
   private h1 = 0;
@@ -232,8 +239,12 @@ class Memo {
   private readonly z1: Uint32Array;
   private readonly z2: Uint32Array;
   private readonly seen = new Map<number, { bits: Uint32Array; state: number }[]>();
+  private readonly hashes = new Map<number, number[]>();
 
-  constructor(n: number) {
+  constructor(
+    n: number,
+    private readonly exact: boolean,
+  ) {
     this.bits = new Uint32Array(Math.ceil(n / 32) + 1);
     this.z1 = new Uint32Array(n);
     this.z2 = new Uint32Array(n);
@@ -257,13 +268,24 @@ class Memo {
     this.h2 ^= this.z2[i]!;
   }
 
-  has(i: number): boolean {
-    return (this.bits[i >>> 5]! & (1 << (i & 31))) !== 0;
-  }
-
   /** Records (current set, state); false when it was seen before. */
   add(state: number): boolean {
-    const key = ((this.h1 ^ Math.imul(state + 1, 0x9e3779b1)) >>> 0) * 2097152 + (this.h2 & 0x1fffff);
+    const key = (this.h1 >>> 0) * 2097152 + (this.h2 & 0x1fffff);
+    return this.exact ? this.addExact(key, state) : this.addHashed(key, (this.h2 >>> 21) * 4294967296 + state);
+  }
+
+  private addHashed(key: number, rest: number): boolean {
+    const bucket = this.hashes.get(key);
+    if (bucket === undefined) {
+      this.hashes.set(key, [rest]);
+      return true;
+    }
+    if (bucket.includes(rest)) return false;
+    bucket.push(rest);
+    return true;
+  }
+
+  private addExact(key: number, state: number): boolean {
     const bucket = this.seen.get(key);
     if (bucket === undefined) {
       this.seen.set(key, [{ bits: this.bits.slice(), state }]);
@@ -294,7 +316,7 @@ export interface SearchEvidence {
   /** The last ops linearized on the deepest path, in order, and the state they left. */
   readonly lastLinearized: readonly RegisterOp[];
   readonly state: Value;
-  /** Ops not linearized at that point and concurrent with the stuck op. */
+  /** Ops concurrent with the stuck op (at most 8), besides the last linearized ones. */
   readonly concurrent: readonly RegisterOp[];
 }
 
@@ -312,27 +334,31 @@ class Interner {
   }
 }
 
-function evidenceAt(ops: readonly RegisterOp[], memo: Memo, stack: readonly { op: number }[], stuck: number, state: Value): SearchEvidence {
-  const s = ops[stuck]!;
-  const concurrent = ops.filter((op, i) => i !== stuck && !memo.has(i) && op.invokeMs <= s.completeMs && op.completeMs >= s.invokeMs);
-  return {
-    stuck: s,
-    lastLinearized: stack.slice(-3).map((x) => ops[x.op]!),
-    state,
-    concurrent: concurrent.slice(0, 8),
-  };
+/** The deepest point of the search, kept cheaply (the evidence is assembled only if the search fails). */
+interface Deepest {
+  readonly depth: number;
+  readonly stuck: number;
+  readonly state: Value;
+  readonly last: readonly number[];
 }
 
-/** WGL with memoization over one key's ops. */
-export function searchRegister(ops: readonly RegisterOp[], initial: Value, budget: number): SearchOutcome {
+function evidenceAt(ops: readonly RegisterOp[], d: Deepest): SearchEvidence {
+  const s = ops[d.stuck]!;
+  const last = new Set(d.last);
+  const concurrent = ops.filter((op, i) => i !== d.stuck && !last.has(i) && op.invokeMs <= s.completeMs && op.completeMs >= s.invokeMs);
+  return { stuck: s, lastLinearized: d.last.map((i) => ops[i]!), state: d.state, concurrent: concurrent.slice(0, 8) };
+}
+
+/** WGL with memoization over one key's ops (exact: remember whole bitsets, not only their hashes). */
+export function searchRegister(ops: readonly RegisterOp[], initial: Value, budget: number, exact = false): SearchOutcome {
   const head = buildList(ops);
-  const memo = new Memo(ops.length);
+  const memo = new Memo(ops.length, exact);
   const states = new Interner();
   const stack: { op: number; entry: Entry; state: number }[] = [];
   let state = states.id(initial);
   let entry = head.next;
   let steps = 0;
-  let best: { depth: number; evidence: SearchEvidence } | undefined;
+  let best: Deepest | undefined;
   while (entry !== null) {
     if (++steps > budget) return { kind: 'unknown', steps };
     const op = ops[entry.op]!;
@@ -356,10 +382,10 @@ export function searchRegister(ops: readonly RegisterOp[], initial: Value, budge
     // A return: every op returning before it is linearized; info returns sort last, so all finite ops are done.
     if (op.info) return { kind: 'ok', steps };
     if (best === undefined || stack.length > best.depth) {
-      best = { depth: stack.length, evidence: evidenceAt(ops, memo, stack, entry.op, states.values[state]!) };
+      best = { depth: stack.length, stuck: entry.op, state: states.values[state]!, last: stack.slice(-3).map((x) => x.op) };
     }
     const top = stack.pop();
-    if (top === undefined) return { kind: 'fail', steps, evidence: best.evidence };
+    if (top === undefined) return { kind: 'fail', steps, evidence: evidenceAt(ops, best) };
     state = top.state;
     memo.flip(top.op);
     unlift(top.entry);
@@ -400,17 +426,31 @@ function failAnomaly(key: string, e: SearchEvidence): Anomaly {
   ]);
 }
 
-/** Checks one key: first without the optional info ops, then, only if that fails, with all of them. */
+/**
+ * Checks one key in up to two passes: without the optional info ops, then, only if that fails, with all of them.
+ * (A middle pass with only the info deletes was tried: without the info writes that go with them it is often
+ * unsatisfiable yet expensive to refute, while the full pass is cheap once observed writes are required ops.)
+ */
 export function checkKey(key: string, ops: readonly RegisterOp[], initial: Value, budget: number): { anomaly?: Anomaly; unknown?: UnknownKey; steps: number } {
-  const pruned = prepareOps(ops, false);
-  const first = searchRegister(pruned, initial, budget);
-  if (first.kind === 'ok') return { steps: first.steps };
-  const full = prepareOps(ops, true);
-  const second = full.length === pruned.length && first.kind === 'fail' ? first : searchRegister(full, initial, budget);
-  const steps = first.steps + (second === first ? 0 : second.steps);
-  if (second.kind === 'ok') return { steps };
-  if (second.kind === 'unknown') return { unknown: { key, ops: ops.length, steps }, steps };
-  return { anomaly: failAnomaly(key, second.evidence), steps };
+  const passes = [prepareOps(ops, 'none'), prepareOps(ops, 'all')];
+  let steps = 0;
+  let last: SearchOutcome | undefined;
+  let lastSize = -1;
+  for (const pass of passes) {
+    if (pass.length === lastSize) continue;
+    lastSize = pass.length;
+    last = searchRegister(pass, initial, budget);
+    steps += last.steps;
+    if (last.kind !== 'fail') break;
+  }
+  if (last?.kind === 'fail') {
+    // confirm with the exact memo: a hash collision in the fast one could have pruned the way through
+    last = searchRegister(passes[passes.length - 1]!, initial, budget, true);
+    steps += last.steps;
+  }
+  if (last === undefined || last.kind === 'ok') return { steps };
+  if (last.kind === 'unknown') return { unknown: { key, ops: ops.length, steps }, steps };
+  return { anomaly: failAnomaly(key, last.evidence), steps };
 }
 
 function describeUnknown(u: UnknownKey): string {

@@ -133,3 +133,9 @@ export function generateRegisterHistory(o: GenOptions): { ops: Operation[]; appl
   ops.sort((a, b) => a.invokeMs - b.invokeMs);
   return { ops, applied: { n1: log, n2: log.slice(0, Math.floor(log.length * 0.9)), n3: log.slice(Math.floor(log.length * 0.1)) } };
 }
+
+/** CPU milliseconds (user + system) this process used since `from`. */
+export function cpuMsSince(from: NodeJS.CpuUsage): number {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) / 1000;
+}

@@ -70,6 +70,11 @@ void t.test('lock counter: flags fence anomalies', async (t) => {
   t.same(properties(checkLockCounter([acquire('L', 3, 2, 0, 10), acquire('L', 4, 2, 0, 30)], { key: 'c', value: null })), ['two-holders']);
   t.same(properties(checkLockCounter([acquire('L', 5, 2, 0, 10), acquire('L', 4, 6, 0, 30)], { key: 'c', value: null })), ['fence-not-increasing']);
   t.same(properties(checkLockCounter([acquire('L', 5, 2, 0, 10), acquire('L', 4, 1, 20, 30)], { key: 'c', value: null })), ['fence-backwards']);
+  const release = (fence: number, revision: number, from: number, to: number) => op('release', { lock: 'L', fence }, from, to, 'ok', {}, { revision });
+  const overlap = [acquire('L', 1, 2, 0, 10), acquire('L', 2, 5, 0, 30), release(1, 7, 40, 50)];
+  t.same(properties(checkLockCounter(overlap, { key: 'c', value: null })), ['two-holders']);
+  const handOver = [acquire('L', 1, 2, 0, 10), release(1, 4, 11, 20), acquire('L', 2, 5, 15, 30)];
+  t.same(checkLockCounter(handOver, { key: 'c', value: null }).anomalies, []);
   const stale = [acquire('L', 1, 2, 0, 10), incr(1, 1, 11, 20), acquire('L', 2, 5, 21, 30), incr(1, 2, 31, 40)];
   t.same(properties(checkLockCounter(stale, { key: 'c', value: 2 })), ['stale-fence-accepted']);
 });

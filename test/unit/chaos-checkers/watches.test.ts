@@ -1,11 +1,12 @@
 // Goal: checkWatches accepts complete streams (prefix and single-key watchers, reconnects with fromRevision =
 // last + 1, progress messages, an explicit compaction) and flags each anomaly it claims: a gap (also one hidden
 // behind a progress message or a reconnect that skips), a duplicate event, a revision out of order, a txn or a
-// lease revoke split over two messages, events that differ from the reference, a phantom revision.
+// lease revoke split over two messages, events that differ from the reference, a phantom revision; and
+// checkRevokesAtomic flags a lease's keys deleted over several revisions (S17).
 // Method: a hand-made reference of 6 revisions (one txn of two keys, one lease revoke of two keys) and streams.
 import t from 'tap';
 import type { WatchMessageRecord } from '../../chaos/history.js';
-import { checkWatches } from '../../chaos/checkers/index.js';
+import { checkRevokesAtomic, checkWatches } from '../../chaos/checkers/index.js';
 import { properties } from './helpers.js';
 
 type Ev = NonNullable<WatchMessageRecord['events']>[number];
@@ -78,4 +79,11 @@ void t.test('flags wrong events and phantom revisions', async (t) => {
   t.same(properties(checkWatches(wrong, reference)), ['event-mismatch']);
   const phantom = [...full(1), msg(1, 9, [put('a', 'x9', 9)])];
   t.same(properties(checkWatches(phantom, reference)), ['phantom-event']);
+});
+
+void t.test('a lease revoke deletes all its keys in one revision (S17)', async (t) => {
+  const groups = [['lease/1', 'lease/2']];
+  t.same(checkRevokesAtomic(reference, groups).anomalies, []);
+  const oneByOne = [...reference.slice(0, 4), msg(0, 5, [gone('lease/1', 5)]), msg(0, 6, [gone('lease/2', 6)])];
+  t.same(properties(checkRevokesAtomic(oneByOne, groups)), ['revoke-split']);
 });
