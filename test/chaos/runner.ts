@@ -64,8 +64,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const nemesis = new Nemesis(cluster, chaos.proxies, new SeededPrng(prng.int(0, 2 ** 31 - 1)), {
       groups: options.nemeses,
       electionTimeoutMs,
-      quietMs: options.quietMs ?? [1000, 3000],
-      faultMs: options.faultMs ?? [1500, 5000],
+      quietMs: options.quietMs ?? [500, 1500],
+      faultMs: options.faultMs ?? [1000, 3000],
       log,
     });
     const stopNemesis = new AbortController();
