@@ -67,8 +67,8 @@ export class Nemesis {
       const fromMs = performance.now();
       await this.inject(kind, stop);
       await this.healAll();
-      // After every node was down, the fault lasts until a leader is back (processes load slowly on a busy machine).
-      if (kind === 'kill-all') await this.cluster.waitForLeader(60_000).catch(() => undefined);
+      // A fault lasts until the healed cluster has a leader again (restarts are slow on a busy machine).
+      await this.cluster.waitForLeader(60_000).catch(() => undefined);
       this.windows.push({ kind, fromMs, toMs: performance.now() });
     }
   }

@@ -7,7 +7,8 @@ import { type ChaosHttp, classifyAnswer, errorCodeOf, type Recorder, sleep } fro
 export interface LeaseOptions {
   readonly processes: number;
   readonly firstProcess: number;
-  readonly ttl: number;
+  /** Process i uses ttls[i % length]: short leases expire often, long ones outlive a full-cluster restart. */
+  readonly ttls: readonly number[];
   readonly prefix: string;
 }
 
@@ -15,13 +16,13 @@ export async function runLeaseProbes(http: ChaosHttp, recorder: Recorder, prng: 
   const nodes = http.endpoints.map((e) => e.id);
   const pick = (): string => nodes[prng.int(0, nodes.length - 1)]!;
   let seq = 0;
-  const client = async (first: number): Promise<void> => {
+  const client = async (first: number, ttl: number): Promise<void> => {
     let process = first;
     while (!stop.aborted) {
       let lease: number | null = null;
       const node = pick();
-      const granted = await recorder.op(process, 'grant', { ttl: options.ttl }, node, 'lg', async (id) => {
-        const answer = await http.send(node, 'POST', '/v1/leases', { ttl: options.ttl }, id);
+      const granted = await recorder.op(process, 'grant', { ttl }, node, 'lg', async (id) => {
+        const answer = await http.send(node, 'POST', '/v1/leases', { ttl }, id);
         if (answer.status !== 201 && answer.status !== 200) return classifyAnswer(answer);
         lease = (answer.body as { id: number }).id;
         return { type: 'ok', value: { lease, revision: answer.revision ?? 0 }, ...(answer.revision === undefined ? {} : { revision: answer.revision }) };
@@ -40,13 +41,13 @@ export async function runLeaseProbes(http: ChaosHttp, recorder: Recorder, prng: 
       });
       if (attached.type === 'info') process += 10_000;
       if (attached.type !== 'ok') continue;
-      const keepUntil = performance.now() + prng.int(1, 3) * options.ttl * 1000;
+      const keepUntil = performance.now() + prng.int(1, 3) * ttl * 1000;
       const giveUpAt = keepUntil + 20_000;
       let lastKeepalive = performance.now();
       for (;;) {
         const now = performance.now();
         const probeNode = pick();
-        if (now < keepUntil && now - lastKeepalive > (options.ttl * 1000) / 3) {
+        if (now < keepUntil && now - lastKeepalive > (ttl * 1000) / 3) {
           lastKeepalive = now;
           const kept = await recorder.op(process, 'keepalive', { lease: id }, probeNode, 'lk', async (rid) => {
             const answer = await http.send(probeNode, 'POST', `/v1/leases/${id}/keepalive`, undefined, rid, 1000);
@@ -67,5 +68,5 @@ export async function runLeaseProbes(http: ChaosHttp, recorder: Recorder, prng: 
       }
     }
   };
-  await Promise.all(Array.from({ length: options.processes }, (_, i) => client(options.firstProcess + i)));
+  await Promise.all(Array.from({ length: options.processes }, (_, i) => client(options.firstProcess + i, options.ttls[i % options.ttls.length]!)));
 }

@@ -52,7 +52,8 @@ export async function runLockCounter(http: ChaosHttp, recorder: Recorder, prng: 
       const released = await recorder.op(process, 'release', { lock: options.lock, fence: held.fence }, node, 'lr', async (id) => {
         const answer = await http.send(node, 'POST', `/v1/locks/${options.lock}/release`, { key: held.key }, id);
         if (answer.status !== 200) return classifyAnswer(answer);
-        return { type: 'ok', value: {} };
+        const revision = (answer.body as { revision: number }).revision;
+        return { type: 'ok', value: { revision }, revision };
       });
       if (released.type === 'info') process += 10_000;
     }

@@ -52,14 +52,14 @@ export class WatchRecorder {
   private async loop(): Promise<void> {
     while (!this.abort.signal.aborted) {
       const endpoint = this.endpoints[this.prng.int(0, this.endpoints.length - 1)]!;
+      // Every connect, the first included, is recorded with the fromRevision it asks for (history.ts).
+      this.records.push({ watcher: this.watcher, node: endpoint.id, timeMs: performance.now(), kind: 'reconnect', revision: this.lastRevision + 1 });
       try {
         await this.stream(endpoint);
       } catch {
         // Reset, refused, timeout: reconnect below.
       }
       if (this.abort.signal.aborted) break;
-      // A reconnect record carries the fromRevision the next stream asks for (history.ts).
-      this.records.push({ watcher: this.watcher, node: endpoint.id, timeMs: performance.now(), kind: 'reconnect', revision: this.lastRevision + 1 });
       await sleep(100);
     }
   }
