@@ -2,6 +2,7 @@
 // (ConfigError), and the CLI exits with code 2.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseSpaceConfig, type SpaceConfig } from './space-config.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -32,6 +33,8 @@ export interface ClusterConfig {
   readonly nodes: readonly NodeConfig[];
   readonly raft: RaftTimings;
   readonly log: { readonly level: string };
+  /** Store quota and automatic compaction (`limits.quotaBytes`, `autoCompaction`; see space-config.ts). */
+  readonly space: SpaceConfig;
   /** The file it was read from (absolute), if any. */
   readonly file: string | null;
 }
@@ -68,7 +71,7 @@ export function loadClusterConfig(file: string): ClusterConfig {
 export function parseClusterConfig(raw: unknown, file: string | null): ClusterConfig {
   const where = file ?? 'config';
   const root = object(raw, where, '(root)');
-  allowOnly(root, ['cluster', 'nodes', 'raft', 'log', 'limits', 'auth', 'tls'], where, '');
+  allowOnly(root, ['cluster', 'nodes', 'raft', 'log', 'limits', 'auth', 'tls', 'autoCompaction'], where, '');
   const cluster = root.cluster === undefined ? 'keel' : text(root.cluster, where, 'cluster', /^[A-Za-z0-9._-]{1,64}$/);
   if (!Array.isArray(root.nodes) || root.nodes.length === 0) {
     throw new ConfigError(`${where}: field "nodes" must be a non-empty array`);
@@ -84,7 +87,8 @@ export function parseClusterConfig(raw: unknown, file: string | null): ClusterCo
   }
   const raft = parseRaft(root.raft, where);
   const log = root.log === undefined ? { level: 'info' } : parseLog(root.log, where);
-  return { cluster, nodes, raft, log, file };
+  const space = parseSpaceConfig(root.limits, root.autoCompaction, where);
+  return { cluster, nodes, raft, log, space, file };
 }
 
 function parseNode(value: unknown, at: string, where: string, baseDir: string): NodeConfig {

@@ -17,6 +17,7 @@ import type { Clock } from './util/clock.js';
 import type { Logger } from './util/logger.js';
 import { SeededPrng } from './util/prng.js';
 import { directorySize } from './util/fs.js';
+import { createOperations } from './node-ops.js';
 
 export const version = '0.1.0';
 
@@ -82,16 +83,21 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   let dbSizeBytes = 0;
   const status = async (): Promise<NodeStatus> => {
     dbSizeBytes = await directorySize(config.dataDir);
-    return nodeStatus(cluster, nodeId, driver, store, transport, dbSizeBytes, deps.clock.nowMs() - startedAtMs);
+    return { ...nodeStatus(cluster, nodeId, driver, store, transport, dbSizeBytes, deps.clock.nowMs() - startedAtMs), ...ops.statusFields() };
   };
   const metrics = nodeMetrics(cluster, nodeId, driver, store, () => dbSizeBytes, () => leases.lessor.size());
-  const proposeLocal = observedPropose(driver, leases);
+  const readBarrier = async (): Promise<void> => {
+    await driver.readIndex();
+  };
+  const ops = createOperations({ cluster, node: config, store, driver, metrics, readBarrier, logger });
+  const proposeLocal = ops.guard(observedPropose(driver, leases));
   const proposer = new Proposer(leaderView(cluster, driver, proposeLocal), {
     leaderWaitMs: 2 * cluster.raft.electionTicks * cluster.raft.tickMs,
     forwardTimeoutMs: cluster.raft.proposalTimeoutMs + 1_000,
   });
   await leases.start({ store, raft: raftView(driver), propose: (command) => proposer.propose(command) });
-  const api = await buildApi(apiDeps(driver, store, proposer, proposeLocal, leases, metrics, status, logger));
+  await ops.start(proposeLocal);
+  const api = await buildApi({ ...apiDeps(driver, store, proposer, proposeLocal, leases, metrics, status, logger), operations: ops.backend });
   // Health checks run on the leader only: started and stopped with this node's role.
   const healthChecker = new HealthChecker({ store, proposeLocal, clock: deps.clock, logger });
   driver.on('softState', (softState: { role: string }) => healthChecker.setLeader(softState.role === 'leader'));
@@ -103,6 +109,7 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   const close = async (): Promise<void> => {
     closing ??= (async () => {
       await api.close();
+      ops.close();
       await healthChecker.close();
       await leases.close();
       await proposer.close();

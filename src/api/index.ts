@@ -11,3 +11,4 @@ export type { KvBackend } from './routes/kv.js';
 export type { WatchBackend } from './routes/watch.js';
 export type { LeaseBackend } from './routes/leases.js';
 export type { ServiceLeases, ServicesBackend } from './routes/services.js';
+export type { DefragResult, OperationsBackend } from './routes/operations.js';
