@@ -47,6 +47,8 @@ export interface ClusterOptions {
   readonly nodes?: number;
   readonly raft?: Record<string, number>;
   readonly logLevel?: string;
+  /** More top-level config sections (e.g. `limits`, `autoCompaction`). */
+  readonly extra?: Record<string, unknown>;
 }
 
 export async function freePort(): Promise<number> {
@@ -185,6 +187,7 @@ export async function startCluster(t: TapLike, options: ClusterOptions = {}): Pr
     cluster: 'test',
     nodes: nodes.map((n) => ({ id: n.id, peer: n.peer, client: n.client, dataDir: `data/${n.id}` })),
     raft: { tickMs: 50, electionTicks: 10, heartbeatTicks: 1, ...options.raft },
+    ...options.extra,
   };
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const cluster = new TestCluster(dir, configFile, nodes, options.logLevel ?? 'info');
