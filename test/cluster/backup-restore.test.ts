@@ -43,6 +43,12 @@ void t.test('save under load, restore to a new cluster, read, watch, compacted h
     await client.call('PUT', `/v1/kv/pre/${i}`, { value: `value-${i}-${'x'.repeat(i % 50)}` });
     acked.set(`pre/${i}`, `value-${i}-${'x'.repeat(i % 50)}`);
   }
+  // Bulk (about 3 MiB) so that a stalled backup reader really fills the socket buffers and holds the stream.
+  const bulk = 'b'.repeat(16 * 1024);
+  for (let batch = 0; batch < 4; batch++) {
+    await Promise.all(Array.from({ length: 50 }, (_, i) => client.call('PUT', `/v1/kv/bulk/${batch}/${i}`, { value: bulk })));
+    for (let i = 0; i < 50; i++) acked.set(`bulk/${batch}/${i}`, bulk);
+  }
   const lease = (await client.call<{ id: number }>('POST', '/v1/leases', { ttl: 120 })).body.id;
   await client.call('PUT', '/v1/kv/leased', { value: 'held', lease });
   acked.set('leased', 'held');
@@ -75,6 +81,17 @@ void t.test('save under load, restore to a new cluster, read, watch, compacted h
   t.comment(`saved ${info.bytes} bytes at revision ${info.revision} in ${Math.round(saved.ms)} ms with ${loadWrites} writes under way`);
   t.ok(loadWrites > 0, 'writes went on during the save');
   const oldRevision = (await client.call<NodeStatus>('GET', '/v1/status')).body.revision;
+
+  // A backup stream whose reader stalls holds a LevelDB snapshot, not a lock: writes and reads go on meanwhile.
+  const stalled = await client.stream(`http://${old.nodes[0]!.client}`, '/v1/snapshot');
+  const iterator = stalled.body[Symbol.asyncIterator]();
+  await iterator.next();
+  const started = performance.now();
+  const during = await client.call<{ revision: number }>('PUT', '/v1/kv/during-stalled-backup', { value: 'x' });
+  await client.call('GET', '/v1/kv/during-stalled-backup');
+  const ms = performance.now() - started;
+  t.ok(during.body.revision > info.revision && ms < 5_000, `a write and a read took ${Math.round(ms)} ms while a backup stream stalled`);
+  await iterator.return?.();
 
   const verified = await runKeel(['snapshot', 'status', file]);
   t.equal(verified.code, 0, 'status verifies the file');

@@ -65,6 +65,18 @@ void t.test('a backup is a point-in-time view while writes go on', async (t) => 
   await t.rejects(restoreBackup(() => once(bytes), dir, { bumpRevision: 1 }), /not empty/);
 });
 
+void t.test('the stream is produced in bounded chunks, not the whole store at once', async (t) => {
+  const { store } = await openStore(t);
+  const applier = new Applier(store);
+  for (let i = 0; i < 300; i++) await applier.put(`big${i}`, 'y'.repeat(8 * 1024));
+  const sizes: number[] = [];
+  for await (const chunk of store.openBackup('c1').chunks) sizes.push(chunk.byteLength);
+  const total = sizes.reduce((a, b) => a + b, 0);
+  t.ok(total > 2 * 1024 * 1024, `the backup holds ${total} bytes`);
+  t.ok(sizes.length >= 8, `in ${sizes.length} chunks`);
+  t.ok(Math.max(...sizes) < 300 * 1024, `the largest chunk is ${Math.max(...sizes)} bytes`);
+});
+
 void t.test('truncated, corrupted and foreign streams are refused, and restore writes nothing', async (t) => {
   const { store } = await openStore(t);
   await build(store);
