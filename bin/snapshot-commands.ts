@@ -74,7 +74,13 @@ async function streamFromCluster(client: HttpClient, serializable: boolean): Pro
 async function streamFromDataDir(dataDir: string, cluster: string): Promise<{ chunks: AsyncIterable<Buffer>; close: () => Promise<void> }> {
   const dir = path.join(dataDir, 'store');
   if (await isEmptyDir(dir)) throw new KeelError('INVALID_ARGUMENT', `${dir} holds no store`);
-  const store = await KvStore.open(dir);
+  let store: KvStore;
+  try {
+    store = await KvStore.open(dir);
+  } catch (err) {
+    if ((err as { cause?: { code?: string } }).cause?.code !== 'LEVEL_LOCKED') throw err;
+    throw new KeelError('INVALID_ARGUMENT', `${dir} is in use by a running node: stop it first, or save from the running node with --serializable`);
+  }
   return { chunks: store.openBackup(cluster).chunks, close: () => store.close() };
 }
 
