@@ -15,12 +15,12 @@ import { runKeel } from '../helpers/keel-cli.js';
 
 void t.test('survivor data -> new single-node cluster', async (t) => {
   const old = await startCluster(t);
-  await old.waitForLeader(15_000);
+  await old.waitForLeader(30_000);
   const client = old.client();
   let revision = 0;
   for (let i = 0; i < 50; i++) revision = (await client.call<{ revision: number }>('PUT', `/v1/kv/key/${i}`, { value: `v${i}` })).body.revision;
   // The survivor has applied everything (it is one of the quorum that acknowledged the writes, or caught up).
-  const deadline = performance.now() + 10_000;
+  const deadline = performance.now() + 30_000;
   while (((await old.status('n3'))?.revision ?? 0) < revision && performance.now() < deadline) await sleep(50);
   await old.kill('n1');
   await old.kill('n2');
@@ -46,7 +46,7 @@ void t.test('survivor data -> new single-node cluster', async (t) => {
   const single = new TestCluster(dir, configFile, [node], 'info');
   t.teardown(() => single.destroy());
   single.start('n3');
-  await single.waitForLeader(15_000);
+  await single.waitForLeader(30_000);
   const reader = single.client();
   for (let i = 0; i < 50; i++) {
     const kv = (await reader.call<{ kv: KV }>('GET', `/v1/kv/key/${i}`)).body.kv;

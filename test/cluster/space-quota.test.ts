@@ -30,7 +30,7 @@ async function waitFor(what: string, timeoutMs: number, check: () => Promise<boo
 
 void t.test('quota: NO_SPACE and the alarm, recovery by delete + compact + defrag', async (t) => {
   const cluster = await startCluster(t, { extra: { limits: { quotaBytes, spaceCheckIntervalMs: 200 } } });
-  await cluster.waitForLeader(15_000);
+  await cluster.waitForLeader(30_000);
   const client = cluster.client();
   let written = 0;
   let refused: unknown = null;
@@ -78,7 +78,7 @@ void t.test('quota: NO_SPACE and the alarm, recovery by delete + compact + defra
 
 void t.test('defrag is online: a read and a write complete while it runs', async (t) => {
   const cluster = await startCluster(t, { nodes: 1 });
-  await cluster.waitForLeader(15_000);
+  await cluster.waitForLeader(30_000);
   const client = cluster.client();
   const filler = 'f'.repeat(16 * 1024);
   for (let round = 0; round < 4; round++) {
@@ -98,16 +98,16 @@ void t.test('defrag is online: a read and a write complete while it runs', async
   t.equal(read.r, 'answered 404', 'the read was answered');
   t.ok(write.r > revision, 'the write was applied');
   t.comment(`defrag ${result.durationMs} ms (answered at ${Math.round(result.endedMs)} ms); read at ${Math.round(read.ms)} ms, write at ${Math.round(write.ms)} ms`);
-  t.ok(read.ms < 5_000 && write.ms < 5_000, 'both within 5 s');
+  t.ok(read.ms < 10_000 && write.ms < 10_000, 'both within 10 s');
 });
 
 void t.test('automatic compaction keeps the last retainRevisions revisions', async (t) => {
   const cluster = await startCluster(t, { nodes: 1, extra: { autoCompaction: { retainRevisions: 10, intervalMs: 200 } } });
-  await cluster.waitForLeader(15_000);
+  await cluster.waitForLeader(30_000);
   const client = cluster.client();
   let last = 0;
   for (let i = 0; i < 40; i++) last = (await client.call<{ revision: number }>('PUT', `/v1/kv/k${i % 5}`, { value: String(i) })).body.revision;
-  const ms = await waitFor('auto compaction', 10_000, async () => ((await cluster.status('n1'))?.compactRevision ?? 0) >= last - 10);
+  const ms = await waitFor('auto compaction', 20_000, async () => ((await cluster.status('n1'))?.compactRevision ?? 0) >= last - 10);
   t.comment(`compacted to ${(await cluster.status('n1'))?.compactRevision} of ${last} within ${Math.round(ms)} ms`);
   await t.rejects(client.call('GET', '/v1/kv/k0?revision=2'), { code: 'COMPACTED' });
   t.ok((await client.call('GET', `/v1/kv/k0?revision=${last - 5}`)).status === 200, 'recent revisions are still readable');
