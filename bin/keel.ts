@@ -9,6 +9,7 @@ import { registerKvCommands } from './kv-commands.js';
 import { registerLeaseCommands } from './lease-commands.js';
 import { registerLockCommands } from './lock-command.js';
 import { runNode } from './run-node.js';
+import { registerSnapshotCommands } from './snapshot-commands.js';
 
 const program = new Command();
 program
@@ -42,6 +43,7 @@ registerKvCommands(program);
 registerLeaseCommands(program);
 registerLockCommands(program);
 registerAuthCommands(program);
+registerSnapshotCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`keel: ${(err as Error).message}\n`);

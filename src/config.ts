@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseNodeTls, parseSecurity } from './config-security.js';
+import { parseSpaceConfig, type SpaceConfig } from './space-config.js';
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -70,6 +71,8 @@ export interface ClusterConfig {
   readonly log: { readonly level: string };
   /** Client auth options (auth itself is switched on with `keel auth enable`, not here). */
   readonly auth?: { readonly protectMetrics: boolean };
+  /** Store quota and automatic compaction (`limits.quotaBytes`, `autoCompaction`; see space-config.ts). */
+  readonly space: SpaceConfig;
   /** The file it was read from (absolute), if any. */
   readonly file: string | null;
   /** Test-only: serve GET /v1/debug/applied and record every applied entry for it (also env KEEL_DEBUG=1). */
@@ -112,7 +115,7 @@ export function loadClusterConfig(file: string): ClusterConfig {
 export function parseClusterConfig(raw: unknown, file: string | null): ClusterConfig {
   const where = file ?? 'config';
   const root = object(raw, where, '(root)');
-  allowOnly(root, ['cluster', 'nodes', 'raft', 'log', 'limits', 'auth', 'tls', 'peerSecret', 'peerSecretFile', 'debug'], where, '');
+  allowOnly(root, ['cluster', 'nodes', 'raft', 'log', 'limits', 'auth', 'tls', 'peerSecret', 'peerSecretFile', 'debug', 'autoCompaction'], where, '');
   const cluster = root.cluster === undefined ? 'keel' : text(root.cluster, where, 'cluster', /^[A-Za-z0-9._-]{1,64}$/);
   if (!Array.isArray(root.nodes) || root.nodes.length === 0) {
     throw new ConfigError(`${where}: field "nodes" must be a non-empty array`);
@@ -131,11 +134,13 @@ export function parseClusterConfig(raw: unknown, file: string | null): ClusterCo
   if (root.debug !== undefined && typeof root.debug !== 'boolean') throw new ConfigError(`${where}: field "debug" must be a boolean`);
   const debug = root.debug === true || process.env.KEEL_DEBUG === '1';
   const security = parseSecurity(root, nodes, where, baseDir);
+  const space = parseSpaceConfig(root.limits, root.autoCompaction, where);
   return {
     cluster,
     nodes,
     raft,
     log,
+    space,
     ...(root.auth !== undefined && { auth: parseAuth(root.auth, where) }),
     file,
     ...security,

@@ -19,6 +19,7 @@ import type { Logger } from './util/logger.js';
 import { SeededPrng } from './util/prng.js';
 import { directorySize } from './util/fs.js';
 import { nodeSecurity, registerSecurityMetrics } from './node-security.js';
+import { createOperations } from './node-ops.js';
 
 export const version = '0.1.0';
 
@@ -82,10 +83,11 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   let dbSizeBytes = 0;
   const status = async (): Promise<NodeStatus> => {
     dbSizeBytes = await directorySize(config.dataDir);
-    return nodeStatus(cluster, nodeId, driver, store, transport, dbSizeBytes, deps.clock.nowMs() - startedAtMs);
+    return { ...nodeStatus(cluster, nodeId, driver, store, transport, dbSizeBytes, deps.clock.nowMs() - startedAtMs), ...ops.statusFields() };
   };
   const metrics = nodeMetrics(cluster, nodeId, driver, store, () => dbSizeBytes, () => leases.lessor.size());
-  const proposeLocal = observedPropose(driver, leases);
+  const ops = createOperations({ cluster, node: config, store, driver, metrics, logger });
+  const proposeLocal = ops.guard(observedPropose(driver, leases));
   const proposer = new Proposer(leaderView(cluster, config, driver, proposeLocal), {
     leaderWaitMs: 2 * cluster.raft.electionTicks * cluster.raft.tickMs,
     forwardTimeoutMs: cluster.raft.proposalTimeoutMs + 1_000,
@@ -93,10 +95,12 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   });
   await leases.start({ store, raft: raftView(driver), propose: (command) => proposer.propose(command) });
   registerSecurityMetrics(metrics.registry, security.peerAuth, () => transport.stats());
+  await ops.start(proposeLocal);
   const api = await buildApi({
     ...apiDeps(driver, store, proposer, proposeLocal, leases, metrics, status, logger),
     ...security.api,
     auth: authDeps(authState, proposer, driver, store, deps.clock, cluster.auth?.protectMetrics ?? false),
+    operations: ops.backend,
   });
   // Health checks run on the leader only: started and stopped with this node's role.
   const healthChecker = new HealthChecker({ store, proposeLocal, clock: deps.clock, logger });
@@ -109,6 +113,7 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   const close = async (): Promise<void> => {
     closing ??= (async () => {
       await api.close();
+      ops.close();
       await healthChecker.close();
       await leases.close();
       await proposer.close();

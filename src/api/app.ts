@@ -16,6 +16,7 @@ import { electionRoutes } from './routes/elections.js';
 import { kvRoutes, type KvBackend } from './routes/kv.js';
 import { leaseRoutes, type LeaseBackend } from './routes/leases.js';
 import { lockRoutes } from './routes/locks.js';
+import { operationsRoutes, type OperationsBackend } from './routes/operations.js';
 import { serviceRoutes, type ServicesBackend } from './routes/services.js';
 import { watchRoutes, type WatchBackend } from './routes/watch.js';
 
@@ -34,6 +35,8 @@ export interface ApiDeps {
   readonly https?: HttpsServerOptions;
   /** The cluster secret: /internal/* routes then demand a peer proof (absent: they are open, as the API port is). */
   readonly peerAuth?: PeerAuth;
+  /** Backup and maintenance (absent: their routes are not served). */
+  readonly operations?: OperationsBackend;
 }
 
 // Query strings are text: "true" and "5" are coerced to their schema types. Bodies are JSON: a wrong type
@@ -83,5 +86,6 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     await app.register(electionRoutes, { backend: deps.leases });
   }
   if (deps.services !== undefined) await app.register(serviceRoutes, { backend: deps.services });
+  if (deps.operations !== undefined) await app.register(operationsRoutes, { backend: deps.operations });
   return app;
 }

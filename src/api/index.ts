@@ -13,3 +13,4 @@ export type { LeaseBackend } from './routes/leases.js';
 export type { ServiceLeases, ServicesBackend } from './routes/services.js';
 export type { AuthBackend } from './routes/auth.js';
 export type { AuthHookOptions } from './auth-hook.js';
+export type { DefragResult, OperationsBackend } from './routes/operations.js';

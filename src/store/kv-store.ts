@@ -46,6 +46,8 @@ import { ReadView } from './mvcc.js';
 import type { RangeRequest } from './range.js';
 import { parseRangeRequest, readCurrentRange, readRangeAt } from './range.js';
 import { decodeSnapshot, exportSnapshot, importSnapshot } from './snapshot.js';
+import type { BackupHeader } from './backup.js';
+import { backupChunks, backupHeader } from './backup.js';
 import type { StoreState } from './open.js';
 import { openDb, readState } from './open.js';
 import type { WatchHubOptions, WatchRequest } from './watch-hub.js';
@@ -411,6 +413,37 @@ export class KvStore implements StateMachine {
       this.hub.resetPublished(this.state.revision);
       this.logger.info({ index, revision: this.state.revision }, 'restored from a snapshot');
     });
+  }
+
+  // ---- operations (backup.ts): backups and online LevelDB compaction
+
+  /**
+   * A point-in-time backup of the whole database, taken now (one LevelDB snapshot) and produced chunk by chunk
+   * as the consumer reads `chunks`; apply goes on meanwhile. The consumer must run `chunks` to its end or call
+   * its return() (that releases the snapshot).
+   */
+  openBackup(cluster: string): { header: BackupHeader; chunks: AsyncGenerator<Buffer> } {
+    if (this.phase === 'restoring' || this.phase === 'closed') {
+      throw new KeelError('UNAVAILABLE', `the store is ${this.phase}`);
+    }
+    const snapshot: DbSnapshot = this.db.snapshot();
+    const header = backupHeader(this.db, snapshot, cluster);
+    return { header, chunks: backupChunks(this.db, snapshot, header) };
+  }
+
+  private defragging: Promise<void> | null = null;
+
+  /**
+   * Compacts the whole LevelDB keyspace (flushes the memtable, merges levels, drops deleted and overwritten
+   * records), giving back the disk space that deletes and history compaction freed. It runs on LevelDB's own
+   * threads: reads and writes go on meanwhile. A call while one runs joins it.
+   */
+  async defrag(): Promise<void> {
+    if (this.phase === 'closed') throw new KeelError('UNAVAILABLE', 'the store is closed');
+    this.defragging ??= this.db.compactRange(Uint8Array.of(0x00), Uint8Array.of(0xff, 0xff, 0xff, 0xff)).finally(() => {
+      this.defragging = null;
+    });
+    return this.defragging;
   }
 
   /** Waits for an apply or restore in progress, ends every watcher and releases the database. */

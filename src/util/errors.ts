@@ -13,6 +13,7 @@ export const errorCatalog = {
   PRECONDITION_FAILED: { status: 412, summary: 'a compare-and-swap condition failed' },
   FENCE_REJECTED: { status: 412, summary: 'a fenced write carried a token that is not the current holder' },
   TOO_LARGE: { status: 413, summary: 'body, key or value over its limit' },
+  NO_SPACE: { status: 507, summary: 'the store is over its quota (limits.quotaBytes): only reads, deletes and compaction are served' },
   UNAVAILABLE: { status: 503, summary: 'no leader, no quorum, queue full or shutting down; the write was NOT applied' },
   TIMEOUT: { status: 504, summary: 'the proposal timed out after it was appended; the write MAY have been applied' },
   INTERNAL: { status: 500, summary: 'an unexpected server fault (a bug): never caused by the request itself' },

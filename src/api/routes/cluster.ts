@@ -28,6 +28,11 @@ export interface NodeStatus {
   readonly dbSizeBytes: number;
   readonly uptimeMs: number;
   readonly members: readonly MemberStatus[];
+  /** Raised alarms: "NOSPACE" while the store is over limits.quotaBytes. */
+  readonly alarms?: readonly string[];
+  /** Bytes of the store's LevelDB directory at the last measurement (what the quota is checked against). */
+  readonly storeSizeBytes?: number;
+  readonly quotaBytes?: number;
 }
 
 export interface ClusterView {
