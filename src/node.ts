@@ -99,7 +99,7 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   const api = await buildApi({
     ...apiDeps(driver, store, proposer, proposeLocal, leases, metrics, status, logger),
     ...security.api,
-    auth: authDeps(authState, proposer, driver, store, deps.clock, cluster.auth?.protectMetrics ?? false),
+    auth: authDeps(authState, proposer, driver, store, deps.clock, cluster),
     operations: ops.backend,
   });
   // Health checks run on the leader only: started and stopped with this node's role.
@@ -191,8 +191,9 @@ function apiDeps(
   };
 }
 
-function authDeps(state: AuthState, proposer: Proposer, driver: RaftDriver, store: KvStore, clock: Clock, protectMetrics: boolean): ApiDeps['auth'] & object {
+function authDeps(state: AuthState, proposer: Proposer, driver: RaftDriver, store: KvStore, clock: Clock, cluster: ClusterConfig): ApiDeps['auth'] & object {
   return {
+    peerSecret: cluster.peerSecret !== undefined,
     state,
     proposer,
     readBarrier: async () => {
@@ -200,7 +201,7 @@ function authDeps(state: AuthState, proposer: Proposer, driver: RaftDriver, stor
     },
     wallMs: () => clock.wallMs(),
     leaseKeys: async (lease) => (await store.leaseKeys(lease)).keys,
-    protectMetrics,
+    protectMetrics: cluster.auth?.protectMetrics ?? false,
   };
 }
 

@@ -74,7 +74,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   // Before any route: the auth hooks apply to every route registered after them (auth-hook.ts).
   if (deps.auth !== undefined) {
-    installAuth(app, { state: deps.auth.state, leaseKeys: deps.auth.leaseKeys, protectMetrics: deps.auth.protectMetrics });
+    installAuth(app, { state: deps.auth.state, leaseKeys: deps.auth.leaseKeys, protectMetrics: deps.auth.protectMetrics, peerSecret: deps.auth.peerSecret });
     await app.register(authRoutes, { backend: deps.auth });
   }
   await app.register(clusterRoutes, { cluster: deps.cluster, metrics: deps.metrics });

@@ -23,6 +23,11 @@ export interface AuthHookOptions {
   leaseKeys(lease: number): Promise<readonly string[]>;
   /** GET /metrics needs a token (any valid one) while auth is enabled. */
   readonly protectMetrics: boolean;
+  /**
+   * The cluster secret is configured: it guards /internal/v1/propose. Without it, while auth is on, that route
+   * needs an admin token, so it cannot be used to bypass auth (auth enable also refuses to run without a secret).
+   */
+  readonly peerSecret: boolean;
 }
 
 type NeedsOf = (request: FastifyRequest, options: AuthHookOptions) => readonly Need[] | Promise<readonly Need[]>;
@@ -83,7 +88,7 @@ const routeTable = (options: AuthHookOptions): Readonly<Record<string, NeedsOf |
   'GET /health': null,
   'GET /metrics': options.protectMetrics ? () => authenticated : null,
   // Forwarded writes were authorized on the node the client called; this route needs the peer secret instead.
-  'POST /internal/v1/propose': null,
+  'POST /internal/v1/propose': options.peerSecret ? null : () => admin,
   'GET /v1/status': () => authenticated,
   'GET /v1/kv': kvRead,
   'GET /v1/kv/*': kvRead,

@@ -34,7 +34,8 @@ async function outcome(call: Promise<unknown>): Promise<string> {
 }
 
 void t.test('auth: 401 without a token, 403 beyond the role, revocation everywhere, survives restart', async (t) => {
-  const cluster = await startCluster(t, { nodes: 3 });
+  // Auth needs the cluster secret: it is what keeps /internal/v1/propose from bypassing the token checks.
+  const cluster = await startCluster(t, { nodes: 3, config: { peerSecret: 'auth-test-cluster-secret-0123456789' } });
   const leader = await cluster.waitForLeader(setupWaitMs);
   const follower = cluster.nodes.find((n) => n.id !== leader)!;
   const urls = cluster.nodes.map((n) => `http://${n.client}`);
@@ -165,4 +166,13 @@ void t.test('auth: 401 without a token, 403 beyond the role, revocation everywhe
     await waitFor(`open again on ${url}`, 5_000, async () => ((await outcome(anonymous.once(url, 'GET', '/v1/kv?prefix=true'))) === 'ok' ? true : null));
   }
   t.pass('auth disable: requests without a token are served again on every node');
+});
+
+void t.test('auth: enable is refused without the cluster secret (the internal route would bypass it)', async (t) => {
+  const cluster = await startCluster(t, { nodes: 1 });
+  await cluster.waitForLeader(setupWaitMs);
+  const client = new HttpClient({ endpoints: [cluster.node('n1').client], retryMs: 3_000 });
+  t.teardown(() => client.close());
+  t.equal(await outcome(client.call('POST', '/v1/auth/enable', {})), 'CONFLICT', 'enable answers 409 CONFLICT');
+  t.same((await client.call('GET', '/v1/auth/status')).body, { enabled: false }, 'auth stays off');
 });

@@ -20,6 +20,8 @@ export interface AuthBackend {
   readBarrier(): Promise<void>;
   /** Wall clock (ms since the epoch) for token creation and expiry. */
   wallMs(): number;
+  /** The cluster secret is configured (enabling auth without it is refused: see auth-hook.ts). */
+  readonly peerSecret: boolean;
 }
 
 /** A token lives at most ten years; without `ttl` it does not expire. */
@@ -83,6 +85,12 @@ export const authRoutes: FastifyPluginAsync<{ backend: AuthBackend }> = async (a
   };
 
   app.post('/v1/auth/enable', async (request, reply) => {
+    if (!backend.peerSecret) {
+      throw new KeelError(
+        'CONFLICT',
+        'auth needs the cluster secret (peerSecret or peerSecretFile in the config) so the internal write route cannot bypass it: configure it on every node, restart them, then enable auth',
+      );
+    }
     const { token, record } = newToken(backend, rootName, undefined);
     await proposeToken(backend, request, { op: 'enable', token: record });
     // The only time the root token is ever shown: it is stored hashed.
