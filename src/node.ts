@@ -1,12 +1,13 @@
 // createNode(config, nodeId, deps): the one place where everything is wired — the durable Raft log, the core,
 // the peer transport, the state machine, the driver, metrics and the HTTP API. bin/keel.ts calls listen.
 import { randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApi, Proposer, type ApiDeps, type LeaderView } from './api/index.js';
 import { NodeMetrics } from './api/index.js';
-import type { MemberStatus, NodeStatus } from './api/index.js';
+import type { NodeStatus } from './api/index.js';
 import type { ClusterConfig, NodeConfig } from './config.js';
 import { splitHostPort } from './config.js';
 import { bootstrapEntry, raftConfig, RaftNode, type StateMachine } from './raft/index.js';
@@ -17,6 +18,10 @@ import type { Clock } from './util/clock.js';
 import type { Logger } from './util/logger.js';
 import { SeededPrng } from './util/prng.js';
 import { directorySize } from './util/fs.js';
+import {
+  encodeMemberContext, fetchJoinMembers, loadAppliedMembers, MemberDirectory, memberStatuses, readJoinMembers,
+  removedMarker, wireMembership,
+} from './members.js';
 
 export const version = '0.1.0';
 
@@ -25,6 +30,10 @@ export interface NodeDeps {
   readonly logger: Logger;
   /** The node hit an unrecoverable fault (failed assertion, storage error): the process should exit. */
   readonly onFatal: (err: unknown) => void;
+  /** `--join`: client endpoints of the running cluster; a node with an empty data dir then never bootstraps. */
+  readonly join?: readonly string[];
+  /** This node was removed from the cluster (it should stop). Default: onFatal. */
+  readonly onRemoved?: (reason: string) => void;
 }
 
 export interface KeelNode {
@@ -44,7 +53,8 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   if (config === undefined) throw new Error(`node "${nodeId}" is not in the config`);
   const logger = deps.logger.child({ node: nodeId });
   const leases = new LeaseLayer({ clock: deps.clock, logger });
-  const { storage, store } = await openDurableState(cluster, config, logger, leases);
+  const directory = new MemberDirectory(cluster.nodes);
+  const { storage, store } = await openDurableState(cluster, config, logger, leases, directory, deps.join ?? []);
   const raft = new RaftNode(
     raftConfig({
       id: nodeId,
@@ -56,13 +66,9 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
       heartbeatTicks: cluster.raft.heartbeatTicks,
     }),
   );
-  const peers = new Map(cluster.nodes.filter((n) => n.id !== nodeId).map((n) => [n.id, n.peer]));
   const transport = new TcpTransport({
-    id: nodeId,
-    cluster: cluster.cluster,
-    listen: config.peer,
-    peers,
-    logger: logger.child({ component: 'transport' }),
+    id: nodeId, cluster: cluster.cluster, listen: config.peer,
+    peers: directory.peers(nodeId, raft.status().conf), logger: logger.child({ component: 'transport' }),
   });
   const driver = new RaftDriver({
     node: raft,
@@ -82,27 +88,33 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   let dbSizeBytes = 0;
   const status = async (): Promise<NodeStatus> => {
     dbSizeBytes = await directorySize(config.dataDir);
-    return nodeStatus(cluster, nodeId, driver, store, transport, dbSizeBytes, deps.clock.nowMs() - startedAtMs);
+    return nodeStatus(cluster, nodeId, driver, store, transport, directory, dbSizeBytes, deps.clock.nowMs() - startedAtMs);
   };
   const metrics = nodeMetrics(cluster, nodeId, driver, store, () => dbSizeBytes, () => leases.lessor.size());
   const proposeLocal = observedPropose(driver, leases);
-  const proposer = new Proposer(leaderView(cluster, driver, proposeLocal), {
-    leaderWaitMs: 2 * cluster.raft.electionTicks * cluster.raft.tickMs,
-    forwardTimeoutMs: cluster.raft.proposalTimeoutMs + 1_000,
-  });
+  const view = leaderView(directory, driver, proposeLocal);
+  const electionTimeoutMs = cluster.raft.electionTicks * cluster.raft.tickMs;
+  const proposer = new Proposer(view, { leaderWaitMs: 2 * electionTimeoutMs, forwardTimeoutMs: cluster.raft.proposalTimeoutMs + 1_000 });
   await leases.start({ store, raft: raftView(driver), propose: (command) => proposer.propose(command) });
-  const api = await buildApi(apiDeps(driver, store, proposer, proposeLocal, leases, metrics, status, logger));
+  const { membership, removalWatch } = wireMembership({
+    self: nodeId, dataDir: config.dataDir, driver, transport, store, directory, logger, electionTimeoutMs,
+    leaderWaitMs: 2 * electionTimeoutMs, waitForLeaderChange: (ms) => view.waitForLeaderChange(ms),
+    onRemoved: deps.onRemoved ?? ((reason) => deps.onFatal(new Error(`removed from the cluster: ${reason}`))),
+  });
+  const api = await buildApi({ ...apiDeps(driver, store, proposer, proposeLocal, leases, metrics, status, logger), members: membership });
   // Health checks run on the leader only: started and stopped with this node's role.
   const healthChecker = new HealthChecker({ store, proposeLocal, clock: deps.clock, logger });
   driver.on('softState', (softState: { role: string }) => healthChecker.setLeader(softState.role === 'leader'));
 
   await transport.start();
   driver.start();
+  removalWatch.start();
 
   let closing: Promise<void> | null = null;
   const close = async (): Promise<void> => {
     closing ??= (async () => {
       await api.close();
+      await removalWatch.close();
       await healthChecker.close();
       await leases.close();
       await proposer.close();
@@ -211,7 +223,7 @@ function raftView(driver: RaftDriver): RaftView {
 }
 
 function leaderView(
-  cluster: ClusterConfig,
+  directory: MemberDirectory,
   driver: RaftDriver,
   proposeLocal: (command: Uint8Array) => Promise<unknown>,
 ): LeaderView {
@@ -219,7 +231,7 @@ function leaderView(
     isLeader: () => driver.status().role === 'leader',
     leaderClientAddress: () => {
       const leader = driver.status().leader;
-      return cluster.nodes.find((n) => n.id === leader)?.client ?? null;
+      return leader === null ? null : (directory.get(leader)?.client ?? null);
     },
     proposeLocal,
     waitForLeaderChange: (ms) =>
@@ -241,12 +253,25 @@ async function openDurableState(
   config: NodeConfig,
   logger: Logger,
   leases: LeaseLayer,
+  directory: MemberDirectory,
+  join: readonly string[],
 ): Promise<{ storage: LevelLogStorage; store: KvStore }> {
+  if (existsSync(removedMarker(config.dataDir))) {
+    throw new Error(`node "${config.id}" was removed from its cluster (${removedMarker(config.dataDir)}); wipe its dataDir and start it with --join to add it again`);
+  }
   await mkdir(config.dataDir, { recursive: true });
   const storage = await LevelLogStorage.open(path.join(config.dataDir, 'raft'));
-  if (storage.lastIndex() === 0 && storage.initialState().hardState.term === 0) {
+  const fresh = storage.lastIndex() === 0 && storage.initialState().hardState.term === 0;
+  const joined = await readJoinMembers(config.dataDir);
+  if (fresh && join.length > 0) {
+    // A new member: it takes the membership from the cluster and waits for the leader; it never bootstraps.
+    directory.setJoined(await fetchJoinMembers(config.dataDir, join, logger));
+  } else if (joined !== null) {
+    directory.setJoined(joined);
+  } else if (fresh) {
     const voters = cluster.nodes.map((n) => n.id);
-    const { entry, hardState } = bootstrapEntry(voters);
+    // The founding members' addresses ride in the bootstrap entry, so members added later learn them from the log.
+    const { entry, hardState } = bootstrapEntry(voters, encodeMemberContext(cluster.nodes));
     await storage.save({ hardState, entries: [entry], snapshot: null }, true);
     logger.info({ voters }, 'bootstrapped a new cluster member');
   }
@@ -261,6 +286,7 @@ async function openDurableState(
     // A crash after a received snapshot was persisted but before the store was restored from it.
     await store.restore(snapshot);
   }
+  await loadAppliedMembers(store, directory);
   return { storage, store };
 }
 
@@ -309,37 +335,20 @@ function nodeStatus(
   driver: RaftDriver,
   store: KvStore,
   transport: TcpTransport,
+  directory: MemberDirectory,
   dbSizeBytes: number,
   uptimeMs: number,
 ): NodeStatus {
   const raft = driver.status();
-  const isLearner = raft.conf.learners.includes(nodeId);
-  const roleOf = (id: string): MemberStatus['role'] => {
-    if (raft.conf.learners.includes(id)) return 'learner';
-    if (id === raft.leader) return 'leader';
-    if (id === nodeId) return raft.role === 'precandidate' ? 'candidate' : raft.role === 'leader' ? 'leader' : raft.role;
-    return 'follower';
-  };
-  const members = [...raft.conf.voters, ...raft.conf.learners].map((id): MemberStatus => {
-    const node = cluster.nodes.find((n) => n.id === id);
-    const progress = raft.progress?.find((p) => p.id === id) ?? null;
-    return {
-      id,
-      peerUrl: node === undefined ? '' : `tcp://${node.peer}`,
-      clientUrl: node === undefined ? '' : `http://${node.client}`,
-      role: roleOf(id),
-      voter: raft.conf.voters.includes(id),
-      reachable: id === nodeId || transport.isConnected(id),
-      matchIndex: progress?.matchIndex ?? null,
-      lag: progress === null ? null : raft.lastIndex - progress.matchIndex,
-    };
-  });
+  const members = memberStatuses(nodeId, raft, directory, (id) => transport.isConnected(id));
+  const self = members.find((m) => m.id === nodeId);
+  const ownRole = raft.role === 'precandidate' ? 'candidate' : raft.role;
   return {
     id: nodeId,
     name: nodeId,
     cluster: cluster.cluster,
     version,
-    role: isLearner ? 'learner' : roleOf(nodeId),
+    role: self?.role ?? (ownRole === 'leader' ? 'leader' : raft.conf.voters.includes(nodeId) ? ownRole : 'learner'),
     leader: raft.leader,
     term: raft.term,
     commitIndex: raft.commitIndex,

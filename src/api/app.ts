@@ -11,6 +11,7 @@ import { electionRoutes } from './routes/elections.js';
 import { kvRoutes, type KvBackend } from './routes/kv.js';
 import { leaseRoutes, type LeaseBackend } from './routes/leases.js';
 import { lockRoutes } from './routes/locks.js';
+import { memberRoutes, type MembersBackend } from './routes/members.js';
 import { serviceRoutes, type ServicesBackend } from './routes/services.js';
 import { watchRoutes, type WatchBackend } from './routes/watch.js';
 
@@ -23,6 +24,8 @@ export interface ApiDeps {
   readonly leases?: LeaseBackend;
   /** The service registry (absent: its routes are not served). */
   readonly services?: ServicesBackend;
+  /** Membership changes and leader transfer (absent: their routes are not served). */
+  readonly members?: MembersBackend;
 }
 
 // Query strings are text: "true" and "5" are coerced to their schema types. Bodies are JSON: a wrong type
@@ -64,5 +67,6 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     await app.register(electionRoutes, { backend: deps.leases });
   }
   if (deps.services !== undefined) await app.register(serviceRoutes, { backend: deps.services });
+  if (deps.members !== undefined) await app.register(memberRoutes, { backend: deps.members });
   return app;
 }

@@ -11,3 +11,5 @@ export type { KvBackend } from './routes/kv.js';
 export type { WatchBackend } from './routes/watch.js';
 export type { LeaseBackend } from './routes/leases.js';
 export type { ServiceLeases, ServicesBackend } from './routes/services.js';
+export { checkMemberId, parseMemberAddress } from './routes/members.js';
+export type { MemberInput, MembersBackend } from './routes/members.js';
