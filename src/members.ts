@@ -8,6 +8,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import type { MemberInput, MemberStatus, MembersBackend } from './api/index.js';
 import { parseMemberAddress } from './api/index.js';
@@ -16,7 +17,7 @@ import type { NodeConfig } from './config.js';
 import { applyConfChange, isMember, members, type ConfChange, type ConfState, type RaftStatus } from './raft/index.js';
 import type { RaftDriver, TcpTransport } from './raft/io/index.js';
 import type { KvStore } from './store/index.js';
-import { KeelError } from './util/errors.js';
+import { isKeelError, KeelError } from './util/errors.js';
 import type { Logger } from './util/logger.js';
 
 export type MemberAddress = MemberInput;
@@ -202,7 +203,7 @@ export class Membership implements MembersBackend {
           throw new KeelError('CONFLICT', `member ${id} already uses that address`);
         }
       }
-      await this.deps.driver.proposeConfChange({ type: 'addLearner', id: member.id, context: encodeMemberContext(member) });
+      await this.propose({ type: 'addLearner', id: member.id, context: encodeMemberContext(member) });
       this.deps.logger.info({ member }, 'member added as a learner');
     });
   }
@@ -213,7 +214,7 @@ export class Membership implements MembersBackend {
       if (conf.voters.includes(id)) throw new KeelError('CONFLICT', `member ${id} is already a voter`);
       if (!conf.learners.includes(id)) throw new KeelError('NOT_FOUND', `no member ${id}`);
       this.checkCaughtUp(id, 'promoted');
-      await this.deps.driver.proposeConfChange({ type: 'promote', id });
+      await this.propose({ type: 'promote', id });
       this.deps.logger.info({ id }, 'learner promoted to voter');
     });
   }
@@ -221,7 +222,7 @@ export class Membership implements MembersBackend {
   async remove(id: string): Promise<void> {
     await this.exclusive(`removing ${id}`, async () => {
       if (!isMember(this.deps.driver.status().conf, id)) throw new KeelError('NOT_FOUND', `no member ${id}`);
-      await this.deps.driver.proposeConfChange({ type: 'remove', id });
+      await this.propose({ type: 'remove', id });
       this.deps.logger.info({ id }, 'member removed');
     });
   }
@@ -263,6 +264,24 @@ export class Membership implements MembersBackend {
       await this.deps.waitForLeaderChange(Math.max(1, Math.min(50, deadline - performance.now())));
     }
     throw new KeelError('TIMEOUT', `leadership did not move to ${to} within ${timeoutMs} ms (it may still)`);
+  }
+
+  /**
+   * Proposes one change. The core refuses a change while an earlier one (or a new leader's first entry) is not
+   * applied yet: this process runs one change at a time, so that wait is short and bounded, not a conflict.
+   */
+  private async propose(change: ConfChange): Promise<void> {
+    const deadline = performance.now() + this.leaderWaitMs;
+    for (;;) {
+      try {
+        await this.deps.driver.proposeConfChange(change);
+        return;
+      } catch (err) {
+        const pending = isKeelError(err, 'CONFLICT') ? err.details.pendingIndex : undefined;
+        if (typeof pending !== 'number' || performance.now() > deadline) throw err;
+        while (this.deps.driver.appliedIndex < pending && performance.now() < deadline) await sleep(20);
+      }
+    }
   }
 
   private checkCaughtUp(id: string, what: string): void {

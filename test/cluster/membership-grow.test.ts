@@ -16,7 +16,7 @@ void t.test('grow 3 → 5 under writes: learners catch up, promote is refused un
   const cluster = await startCluster(t, { nodes: 3, raft: { snapshotEntries: 100, snapshotKeepEntries: 10 } });
   const leader = await cluster.waitForLeader(setupWaitMs);
   const follower = cluster.nodes.find((n) => n.id !== leader)!;
-  const writer = startWriter(cluster.client(['n1', 'n2', 'n3'], { retryMs: 20_000 }), 'grow/');
+  const writer = startWriter(t, cluster.client(['n1', 'n2', 'n3'], { retryMs: 20_000 }), 'grow/');
   await waitFor('300 acknowledged writes', setupWaitMs, () => (writer.acked() >= 300 ? true : null));
 
   // Bad input and unknown members, through a follower (relayed to the leader).

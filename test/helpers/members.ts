@@ -12,8 +12,8 @@ export interface Writer {
   acked(): number;
 }
 
-/** Writes `prefix<n>` keys one after another on `concurrency` workers until stopped. */
-export function startWriter(client: HttpClient, prefix: string, concurrency = 2): Writer {
+/** Writes `prefix<n>` keys one after another on `concurrency` workers until stopped (at the latest in teardown). */
+export function startWriter(t: { teardown(fn: () => Promise<unknown>): void }, client: HttpClient, prefix: string, concurrency = 2): Writer {
   let running = true;
   let next = 0;
   const acked: string[] = [];
@@ -32,14 +32,13 @@ export function startWriter(client: HttpClient, prefix: string, concurrency = 2)
     }
   };
   const workers = Array.from({ length: concurrency }, worker);
-  return {
-    acked: () => acked.length,
-    stop: async () => {
-      running = false;
-      await Promise.all(workers);
-      return { acked, failed };
-    },
+  const stop = async (): Promise<{ acked: string[]; failed: number }> => {
+    running = false;
+    await Promise.all(workers);
+    return { acked, failed };
   };
+  t.teardown(stop);
+  return { acked: () => acked.length, stop };
 }
 
 export async function addMember(address: string, node: TestNode): Promise<Answer> {

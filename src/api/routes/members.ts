@@ -1,6 +1,6 @@
 // Membership routes (shared/API.md "Cluster and operations"): GET/POST /v1/members, POST /v1/members/<id>/promote,
 // DELETE /v1/members/<id>, POST /v1/leader/transfer. Every one of them runs on the leader: a follower relays the
-// request to the leader's client address and relays its answer (once: a relayed request is never relayed again).
+// request to the leader's client address and relays its answer (at most twice, so a stale view cannot bounce it).
 // Removing the leader hands leadership to a caught-up voter first; the new leader then removes the old one.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Agent, request as httpRequest } from 'undici';
@@ -128,7 +128,9 @@ export const memberRoutes: FastifyPluginAsync<{ backend: MembersBackend }> = asy
 
 /** Sends the request on to the leader and answers with the leader's status and body. */
 async function relay(request: FastifyRequest, reply: FastifyReply, backend: MembersBackend, agent: Agent): Promise<FastifyReply> {
-  if (request.headers[forwardedHeader] !== undefined) throw new KeelError('UNAVAILABLE', 'this node is not the leader (relayed request)');
+  // A request is relayed at most twice (follower → leader, and a leader that handed over → the new leader).
+  const hops = Number(request.headers[forwardedHeader] ?? 0);
+  if (!Number.isSafeInteger(hops) || hops >= 2) throw new KeelError('UNAVAILABLE', 'this node is not the leader (relayed request)');
   const deadline = performance.now() + backend.leaderWaitMs;
   let leader = backend.leaderClientAddress();
   while ((leader === null || backend.isLeader()) && performance.now() < deadline) {
@@ -141,7 +143,7 @@ async function relay(request: FastifyRequest, reply: FastifyReply, backend: Memb
   try {
     response = await httpRequest(`http://${leader}${request.url}`, {
       method: request.method as 'POST',
-      headers: { [forwardedHeader]: '1', ...(hasBody && { 'content-type': 'application/json' }) },
+      headers: { [forwardedHeader]: String(hops + 1), ...(hasBody && { 'content-type': 'application/json' }) },
       body: hasBody ? JSON.stringify(request.body) : null,
       dispatcher: agent,
       headersTimeout: 30_000,
