@@ -111,15 +111,16 @@ export class TestCluster {
 
   /**
    * A new node (not started) with ephemeral ports and a config file of its own: the cluster's config plus itself,
-   * started with `--join <client addresses of the nodes running now>`.
+   * started with `--join <client addresses of the nodes running now>`. With `onlySelf` its config lists only itself.
    */
-  async addNode(id: string): Promise<TestNode> {
+  async addNode(id: string, options: { onlySelf?: boolean } = {}): Promise<TestNode> {
     const node: TestNode = {
       id, peer: `127.0.0.1:${await freePort()}`, client: `127.0.0.1:${await freePort()}`, process: null,
       configFile: path.join(this.dir, `${id}.config.json`),
       extraArgs: ['--join', this.running().map((n) => n.client).join(',')],
     };
     const config = JSON.parse(readFileSync(this.configFile, 'utf8')) as { nodes: unknown[] };
+    if (options.onlySelf === true) config.nodes = [];
     config.nodes.push({ id, peer: node.peer, client: node.client, dataDir: `data/${id}` });
     writeFileSync(node.configFile!, JSON.stringify(config, null, 2));
     this.nodes.push(node);
