@@ -46,6 +46,21 @@ void t.test('replace a killed node with a fresh one; concurrent changes get 409'
   const members = [...survivors, 'n4'].sort();
   for (const id of members) t.same(await memberIds(cluster, id), members, `${id} lists ${members.join(',')}`);
 
+  // Restarts: a founding member (its config has no n4) and n4 itself (its config has only n4) get the addresses
+  // back from their own data, and n4 is reachable from the founder again.
+  for (const id of [survivors[0]!, 'n4']) {
+    t.equal((await cluster.stop(id)).code, 0, `${id} stopped gracefully`);
+    cluster.start(id);
+  }
+  await cluster.waitForLeader(setupWaitMs, members);
+  const seen = await waitFor(`${survivors[0]} to reach n4 after restarts`, setupWaitMs, async () => {
+    const member = (await cluster.status(survivors[0]!))?.members.find((m) => m.id === 'n4');
+    return member?.reachable === true ? member : null;
+  });
+  t.same([seen.peerUrl, seen.clientUrl], [`tcp://${fresh.peer}`, `http://${fresh.client}`], `${survivors[0]} knows n4's addresses after its restart`);
+  const n4Status = (await cluster.status('n4'))!;
+  t.ok(n4Status.members.every((m) => m.clientUrl !== ''), 'restarted n4 knows every member\'s address');
+
   // Writes go on with the new member as a voter.
   const now = await cluster.waitForLeader(setupWaitMs, members);
   const before = writer.acked();
