@@ -331,6 +331,8 @@ export class RemovalWatch {
   private timer: NodeJS.Timeout | null = null;
   private fired = false;
   private checking = false;
+  /** Consecutive checks in which a leader did not list this node: two are needed (a stale leader steps down). */
+  private unlisted = 0;
   private readonly agent = new Agent({ connections: 2, connectTimeout: 1_000 });
 
   constructor(private readonly deps: RemovalWatchDeps) {
@@ -356,7 +358,7 @@ export class RemovalWatch {
     const raft = this.deps.driver.status();
     if (isMember(raft.conf, this.deps.self)) this.wasMember = true;
     if (!this.wasMember || this.fired || this.checking || raft.leader !== null) {
-      if (raft.leader !== null) this.leaderlessSinceMs = null;
+      if (raft.leader !== null) [this.leaderlessSinceMs, this.unlisted] = [null, 0];
       return;
     }
     this.leaderlessSinceMs ??= performance.now();
@@ -368,9 +370,9 @@ export class RemovalWatch {
         if (id === this.deps.self || address === undefined) continue;
         const view = await this.askMembers(address.client);
         if (view === null) continue;
-        if (view.leader !== null && !view.members.some((m) => m.id === this.deps.self)) {
-          this.fire(`the leader ${view.leader} no longer lists this node as a member`);
-        }
+        const listed = view.leader === null || view.members.some((m) => m.id === this.deps.self);
+        this.unlisted = listed ? 0 : this.unlisted + 1;
+        if (this.unlisted >= 2) this.fire(`the leader ${view.leader} no longer lists this node as a member`);
         return;
       }
     } finally {
