@@ -8,6 +8,7 @@ import { registerClientCommands } from './client-commands.js';
 import { registerKvCommands } from './kv-commands.js';
 import { registerLeaseCommands } from './lease-commands.js';
 import { registerLockCommands } from './lock-command.js';
+import { registerMemberCommands } from './member-commands.js';
 import { runNode } from './run-node.js';
 import { registerSnapshotCommands } from './snapshot-commands.js';
 
@@ -24,7 +25,8 @@ program
   .requiredOption('-n, --node <id>', 'id of this node in the config')
   .addOption(new Option('--log-level <level>', 'log level (overrides the config)').choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
   .option('--pretty', 'human-readable logs (default when stdout is a terminal)')
-  .action(async (options: { config: string; node: string; logLevel?: string; pretty?: boolean }) => {
+  .option('--join <endpoints>', 'join a running cluster: its client address(es), comma-separated (only used while the data dir is empty)')
+  .action(async (options: { config: string; node: string; logLevel?: string; pretty?: boolean; join?: string }) => {
     await runNode(options);
   });
 
@@ -44,6 +46,7 @@ registerLeaseCommands(program);
 registerLockCommands(program);
 registerAuthCommands(program);
 registerSnapshotCommands(program);
+registerMemberCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`keel: ${(err as Error).message}\n`);

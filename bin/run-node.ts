@@ -27,7 +27,7 @@ export function loadConfigOrExit(file: string): ReturnType<typeof loadClusterCon
   }
 }
 
-export async function runNode(options: { config: string; node: string; logLevel?: string; pretty?: boolean }): Promise<void> {
+export async function runNode(options: { config: string; node: string; logLevel?: string; pretty?: boolean; join?: string }): Promise<void> {
   const config = loadConfigOrExit(options.config);
   if (!config.nodes.some((n) => n.id === options.node)) {
     process.stderr.write(`keel: ${options.config}: field "nodes" has no node with id "${options.node}"\n`);
@@ -40,13 +40,20 @@ export async function runNode(options: { config: string; node: string; logLevel?
   const logger = root as unknown as Logger;
   const startedAt = performance.now();
   let node: KeelNode | null = null;
+  // Replaced by a graceful stop once the node serves; before that, removal just ends the process.
+  let onRemoved = (reason: string): void => {
+    root.warn({ reason }, 'removed from the cluster: exiting');
+    root.flush();
+    process.exit(0);
+  };
   const fatal = (err: unknown): void => {
     root.fatal({ err }, 'node stopped on a fatal error');
     root.flush();
     process.exit(1);
   };
   try {
-    node = await createNode(config, options.node, { clock: systemClock, logger, onFatal: fatal });
+    const join = (options.join ?? '').split(',').map((e) => e.trim()).filter((e) => e !== '');
+    node = await createNode(config, options.node, { clock: systemClock, logger, onFatal: fatal, join, onRemoved: (reason) => onRemoved(reason) });
   } catch (err) {
     fatal(err);
     return;
@@ -73,6 +80,11 @@ export async function runNode(options: { config: string; node: string; logLevel?
         process.exit(0);
       })
       .catch(fatal);
+  };
+  // Removed from the cluster: stop like on SIGTERM (exit 0); <dataDir>/removed keeps it from starting again.
+  onRemoved = (reason: string): void => {
+    root.warn({ reason }, 'removed from the cluster: stopping');
+    stop('removed');
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

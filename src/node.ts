@@ -1,12 +1,13 @@
 // createNode(config, nodeId, deps): the one place where everything is wired — the durable Raft log, the core,
 // the peer transport, the state machine, the driver, metrics and the HTTP API. bin/keel.ts calls listen.
 import { randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildApi, Proposer, type ApiDeps, type LeaderView } from './api/index.js';
 import { NodeMetrics } from './api/index.js';
-import type { MemberStatus, NodeStatus } from './api/index.js';
+import type { NodeStatus } from './api/index.js';
 import type { ClusterConfig, NodeConfig } from './config.js';
 import { splitHostPort } from './config.js';
 import { bootstrapEntry, raftConfig, RaftNode, type StateMachine } from './raft/index.js';
@@ -20,6 +21,10 @@ import { SeededPrng } from './util/prng.js';
 import { directorySize } from './util/fs.js';
 import { nodeSecurity, registerSecurityMetrics } from './node-security.js';
 import { createOperations } from './node-ops.js';
+import {
+  encodeMemberContext, fetchJoinMembers, loadAppliedMembers, MemberDirectory, memberStatuses, readJoinMembers,
+  removedMarker, wireMembership,
+} from './members.js';
 
 export const version = '0.1.0';
 
@@ -28,6 +33,10 @@ export interface NodeDeps {
   readonly logger: Logger;
   /** The node hit an unrecoverable fault (failed assertion, storage error): the process should exit. */
   readonly onFatal: (err: unknown) => void;
+  /** `--join`: client endpoints of the running cluster; a node with an empty data dir then never bootstraps. */
+  readonly join?: readonly string[];
+  /** This node was removed from the cluster (it should stop). Default: onFatal. */
+  readonly onRemoved?: (reason: string) => void;
 }
 
 export interface KeelNode {
@@ -52,48 +61,41 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
   // snapshot restores drop it (on every node).
   let authState: AuthState | null = null;
   const authChanged = (): void => authState?.invalidate();
-  const { storage, store } = await openDurableState(cluster, config, logger, leases, authChanged);
+  // `dial` (test-only) routes this node's connections to a peer through another address, e.g. a fault proxy.
+  const directory = new MemberDirectory(cluster.nodes, {
+    ...(config.dial !== undefined && { dial: config.dial }),
+    ...(security.forward.tls !== undefined && { clientTls: security.forward.tls }),
+  });
+  const { storage, store } = await openDurableState(cluster, config, logger, leases, { authChanged, directory, join: deps.join ?? [] });
   authState = new AuthState(store, () => deps.clock.wallMs());
   const raft = newRaftNode(cluster, nodeId, storage, store.appliedIndex(), logger);
-  // `dial` (test-only) routes this node's connections to a peer through another address, e.g. a fault proxy.
-  const peers = new Map(cluster.nodes.filter((n) => n.id !== nodeId).map((n) => [n.id, config.dial?.[n.id]?.peer ?? n.peer]));
   const transport = new TcpTransport({
     id: nodeId,
     cluster: cluster.cluster,
     listen: config.peer,
-    peers,
+    peers: directory.peers(nodeId, raft.status().conf),
     logger: logger.child({ component: 'transport' }),
     ...security.transport,
   });
-  const driver = new RaftDriver({
-    node: raft,
-    storage,
-    transport,
-    stateMachine: leaseAwareStateMachine(store, leases, authChanged),
-    clock: deps.clock,
-    logger: logger.child({ component: 'driver' }),
-    tickMs: cluster.raft.tickMs,
-    snapshotEntries: cluster.raft.snapshotEntries,
-    snapshotKeepEntries: cluster.raft.snapshotKeepEntries,
-    proposalTimeoutMs: cluster.raft.proposalTimeoutMs,
-    readTimeoutMs: cluster.raft.readTimeoutMs,
-    onFatal: deps.onFatal,
-  });
+  const driver = newDriver(cluster, { raft, storage, transport, stateMachine: leaseAwareStateMachine(store, leases, authChanged) }, deps, logger);
   const startedAtMs = deps.clock.nowMs();
   let dbSizeBytes = 0;
   const status = async (): Promise<NodeStatus> => {
     dbSizeBytes = await directorySize(config.dataDir);
-    return { ...nodeStatus(cluster, nodeId, driver, store, transport, dbSizeBytes, deps.clock.nowMs() - startedAtMs), ...ops.statusFields() };
+    return { ...nodeStatus(cluster, nodeId, driver, store, transport, directory, dbSizeBytes, deps.clock.nowMs() - startedAtMs), ...ops.statusFields() };
   };
   const metrics = nodeMetrics(cluster, nodeId, driver, store, () => dbSizeBytes, () => leases.lessor.size());
   const ops = createOperations({ cluster, node: config, store, driver, metrics, logger });
   const proposeLocal = ops.guard(observedPropose(driver, leases));
-  const proposer = new Proposer(leaderView(cluster, config, driver, proposeLocal), {
-    leaderWaitMs: 2 * cluster.raft.electionTicks * cluster.raft.tickMs,
-    forwardTimeoutMs: cluster.raft.proposalTimeoutMs + 1_000,
-    ...security.forward,
-  });
+  const view = leaderView(directory, driver, proposeLocal);
+  const electionTimeoutMs = cluster.raft.electionTicks * cluster.raft.tickMs;
+  const proposer = new Proposer(view, { leaderWaitMs: 2 * electionTimeoutMs, forwardTimeoutMs: cluster.raft.proposalTimeoutMs + 1_000, ...security.forward });
   await leases.start({ store, raft: raftView(driver), propose: (command) => proposer.propose(command) });
+  const { membership, removalWatch } = wireMembership({
+    self: nodeId, dataDir: config.dataDir, driver, transport, store, directory, logger, electionTimeoutMs,
+    leaderWaitMs: 2 * electionTimeoutMs, waitForLeaderChange: (ms) => view.waitForLeaderChange(ms),
+    onRemoved: deps.onRemoved ?? ((reason) => deps.onFatal(new Error(`removed from the cluster: ${reason}`))),
+  });
   registerSecurityMetrics(metrics.registry, security.peerAuth, () => transport.stats());
   await ops.start(proposeLocal);
   const api = await buildApi({
@@ -101,6 +103,7 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
     ...security.api,
     auth: authDeps(authState, proposer, driver, store, deps.clock, cluster),
     operations: ops.backend,
+    members: membership,
   });
   // Health checks run on the leader only: started and stopped with this node's role.
   const healthChecker = new HealthChecker({ store, proposeLocal, clock: deps.clock, logger });
@@ -108,12 +111,14 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
 
   await transport.start();
   driver.start();
+  removalWatch.start();
 
   let closing: Promise<void> | null = null;
   const close = async (): Promise<void> => {
     closing ??= (async () => {
       await api.close();
       ops.close();
+      await removalWatch.close();
       await healthChecker.close();
       await leases.close();
       await proposer.close();
@@ -125,6 +130,28 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
     return closing;
   };
   return { id: nodeId, config, api, driver, store, leases, status, close };
+}
+
+function newDriver(
+  cluster: ClusterConfig,
+  parts: { raft: RaftNode; storage: LevelLogStorage; transport: TcpTransport; stateMachine: StateMachine },
+  deps: NodeDeps,
+  logger: Logger,
+): RaftDriver {
+  return new RaftDriver({
+    node: parts.raft,
+    storage: parts.storage,
+    transport: parts.transport,
+    stateMachine: parts.stateMachine,
+    clock: deps.clock,
+    logger: logger.child({ component: 'driver' }),
+    tickMs: cluster.raft.tickMs,
+    snapshotEntries: cluster.raft.snapshotEntries,
+    snapshotKeepEntries: cluster.raft.snapshotKeepEntries,
+    proposalTimeoutMs: cluster.raft.proposalTimeoutMs,
+    readTimeoutMs: cluster.raft.readTimeoutMs,
+    onFatal: deps.onFatal,
+  });
 }
 
 function newRaftNode(cluster: ClusterConfig, nodeId: string, storage: LevelLogStorage, applied: number, logger: Logger): RaftNode {
@@ -251,8 +278,7 @@ function raftView(driver: RaftDriver): RaftView {
 }
 
 function leaderView(
-  cluster: ClusterConfig,
-  config: NodeConfig,
+  directory: MemberDirectory,
   driver: RaftDriver,
   proposeLocal: (command: Uint8Array) => Promise<unknown>,
 ): LeaderView {
@@ -260,8 +286,7 @@ function leaderView(
     isLeader: () => driver.status().role === 'leader',
     leaderClientAddress: () => {
       const leader = driver.status().leader;
-      if (leader === null) return null;
-      return config.dial?.[leader]?.client ?? cluster.nodes.find((n) => n.id === leader)?.client ?? null;
+      return leader === null ? null : (directory.dialClient(leader) ?? null);
     },
     proposeLocal,
     waitForLeaderChange: (ms) =>
@@ -283,13 +308,25 @@ async function openDurableState(
   config: NodeConfig,
   logger: Logger,
   leases: LeaseLayer,
-  authChanged: () => void,
+  wiring: { authChanged: () => void; directory: MemberDirectory; join: readonly string[] },
 ): Promise<{ storage: LevelLogStorage; store: KvStore }> {
+  const { authChanged, directory, join } = wiring;
+  if (existsSync(removedMarker(config.dataDir))) {
+    throw new Error(`node "${config.id}" was removed from its cluster (${removedMarker(config.dataDir)}); wipe its dataDir and start it with --join to add it again`);
+  }
   await mkdir(config.dataDir, { recursive: true });
   const storage = await LevelLogStorage.open(path.join(config.dataDir, 'raft'));
-  if (storage.lastIndex() === 0 && storage.initialState().hardState.term === 0) {
+  const fresh = storage.lastIndex() === 0 && storage.initialState().hardState.term === 0;
+  const joined = await readJoinMembers(config.dataDir);
+  if (fresh && join.length > 0) {
+    // A new member: it takes the membership from the cluster and waits for the leader; it never bootstraps.
+    directory.setJoined(await fetchJoinMembers(config.dataDir, join, logger, directory));
+  } else if (joined !== null) {
+    directory.setJoined(joined);
+  } else if (fresh) {
     const voters = cluster.nodes.map((n) => n.id);
-    const { entry, hardState } = bootstrapEntry(voters);
+    // The founding members' addresses ride in the bootstrap entry, so members added later learn them from the log.
+    const { entry, hardState } = bootstrapEntry(voters, encodeMemberContext(cluster.nodes));
     await storage.save({ hardState, entries: [entry], snapshot: null }, true);
     logger.info({ voters }, 'bootstrapped a new cluster member');
   }
@@ -305,6 +342,7 @@ async function openDurableState(
     // A crash after a received snapshot was persisted but before the store was restored from it.
     await store.restore(snapshot);
   }
+  await loadAppliedMembers(store, directory);
   return { storage, store };
 }
 
@@ -353,37 +391,20 @@ function nodeStatus(
   driver: RaftDriver,
   store: KvStore,
   transport: TcpTransport,
+  directory: MemberDirectory,
   dbSizeBytes: number,
   uptimeMs: number,
 ): NodeStatus {
   const raft = driver.status();
-  const isLearner = raft.conf.learners.includes(nodeId);
-  const roleOf = (id: string): MemberStatus['role'] => {
-    if (raft.conf.learners.includes(id)) return 'learner';
-    if (id === raft.leader) return 'leader';
-    if (id === nodeId) return raft.role === 'precandidate' ? 'candidate' : raft.role === 'leader' ? 'leader' : raft.role;
-    return 'follower';
-  };
-  const members = [...raft.conf.voters, ...raft.conf.learners].map((id): MemberStatus => {
-    const node = cluster.nodes.find((n) => n.id === id);
-    const progress = raft.progress?.find((p) => p.id === id) ?? null;
-    return {
-      id,
-      peerUrl: node === undefined ? '' : `tcp://${node.peer}`,
-      clientUrl: node === undefined ? '' : `${cluster.tls?.client ? 'https' : 'http'}://${node.client}`,
-      role: roleOf(id),
-      voter: raft.conf.voters.includes(id),
-      reachable: id === nodeId || transport.isConnected(id),
-      matchIndex: progress?.matchIndex ?? null,
-      lag: progress === null ? null : raft.lastIndex - progress.matchIndex,
-    };
-  });
+  const members = memberStatuses(nodeId, raft, directory, (id) => transport.isConnected(id));
+  const self = members.find((m) => m.id === nodeId);
+  const ownRole = raft.role === 'precandidate' ? 'candidate' : raft.role;
   return {
     id: nodeId,
     name: nodeId,
     cluster: cluster.cluster,
     version,
-    role: isLearner ? 'learner' : roleOf(nodeId),
+    role: self?.role ?? (ownRole === 'leader' ? 'leader' : raft.conf.voters.includes(nodeId) ? ownRole : 'learner'),
     leader: raft.leader,
     term: raft.term,
     commitIndex: raft.commitIndex,

@@ -17,6 +17,7 @@ import { kvRoutes, type KvBackend } from './routes/kv.js';
 import { leaseRoutes, type LeaseBackend } from './routes/leases.js';
 import { lockRoutes } from './routes/locks.js';
 import { operationsRoutes, type OperationsBackend } from './routes/operations.js';
+import { memberRoutes, type MembersBackend } from './routes/members.js';
 import { serviceRoutes, type ServicesBackend } from './routes/services.js';
 import { watchRoutes, type WatchBackend } from './routes/watch.js';
 
@@ -37,6 +38,8 @@ export interface ApiDeps {
   readonly peerAuth?: PeerAuth;
   /** Backup and maintenance (absent: their routes are not served). */
   readonly operations?: OperationsBackend;
+  /** Membership changes and leader transfer (absent: their routes are not served). */
+  readonly members?: MembersBackend;
 }
 
 // Query strings are text: "true" and "5" are coerced to their schema types. Bodies are JSON: a wrong type
@@ -87,5 +90,6 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   }
   if (deps.services !== undefined) await app.register(serviceRoutes, { backend: deps.services });
   if (deps.operations !== undefined) await app.register(operationsRoutes, { backend: deps.operations });
+  if (deps.members !== undefined) await app.register(memberRoutes, { backend: deps.members });
   return app;
 }

@@ -70,6 +70,8 @@ const family = {
   dedupeOrder: tag('q'),
   /** Test-only applied-entries log (applied-log.ts), written only when the debug flag is on; never in snapshots. */
   appliedLog: tag('a'),
+  /** Membership contexts of applied conf changes (member addresses), so snapshots carry them. */
+  member: tag('c'),
 } as const;
 export type Family = keyof typeof family;
 
@@ -255,6 +257,16 @@ export function dedupeKey(requestId: string): Bytes {
 
 export function dedupeOrderKey(seq: number): Bytes {
   return concat([family.dedupeOrder, be8(seq)]);
+}
+
+// ---- membership contexts (id '' holds the bootstrap entry's context)
+
+export function memberKey(id: string): Bytes {
+  return concat([family.member, utf8(id)]);
+}
+
+export function memberIdOf(dbKey: Bytes): string {
+  return fromUtf8(dbKey.subarray(family.member.byteLength));
 }
 
 // ---- user-key ranges

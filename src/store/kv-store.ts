@@ -24,7 +24,7 @@
 // reach the same outcome, record it for dedupe and move appliedIndex on. Exceptions out of apply() are bugs or
 // I/O failures and stop the node.
 import { createHash } from 'node:crypto';
-import type { Entry, Snapshot, StateMachine } from '../raft/index.js';
+import type { ConfChange, Entry, Snapshot, StateMachine } from '../raft/index.js';
 import { assert, assertIndex } from '../util/assert.js';
 import { KeelError, isKeelError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -40,7 +40,7 @@ import { compactionBatchOpsDefault, runCompaction } from './compaction.js';
 import { DedupeTable, dedupeWindowDefault } from './dedupe.js';
 import { executeCommand } from './execute.js';
 import type { KeyRange } from './keys.js';
-import { be8, fromUtf8, metaKey } from './keys.js';
+import { be8, familyRange, fromUtf8, memberIdOf, memberKey, metaKey } from './keys.js';
 import type { ChangeGroup, DbSnapshot, StoreDb } from './mvcc.js';
 import { ReadView } from './mvcc.js';
 import type { RangeRequest } from './range.js';
@@ -201,7 +201,11 @@ export class KvStore implements StateMachine {
     if (entry.index <= applied) return undefined;
     assert(entry.index === applied + 1, `entry ${entry.index} applied after ${applied}: a gap`);
     batch.setState('appliedIndex', entry.index);
-    if (entry.type === 'conf' || entry.data.byteLength === 0) return undefined;
+    if (entry.type === 'conf') {
+      recordMemberContext(entry.change, batch);
+      return undefined;
+    }
+    if (entry.data.byteLength === 0) return undefined;
     let envelope: CommandEnvelope;
     try {
       envelope = decodeCommand(entry.data);
@@ -354,6 +358,13 @@ export class KvStore implements StateMachine {
     return this.options.recordApplied === true;
   }
 
+  /** The member contexts applied conf changes recorded, by member id ('' = the bootstrap entry's). */
+  async memberContexts(): Promise<[string, Uint8Array][]> {
+    const out: [string, Uint8Array][] = [];
+    for await (const [key, value] of this.db.iterator(familyRange('member'))) out.push([memberIdOf(key), value]);
+    return out;
+  }
+
   // ---- watch
 
   /** Opens a watch (see watch-hub.ts and watcher.ts); throws KeelError INVALID_ARGUMENT or UNAVAILABLE. */
@@ -454,5 +465,13 @@ export class KvStore implements StateMachine {
     await work;
     await this.hub.close();
     await this.db.close();
+  }
+}
+
+/** A conf change's context (opaque here: the node layer keeps member addresses in it) goes into the snapshot. */
+function recordMemberContext(change: ConfChange, batch: ApplyBatch): void {
+  if (change.type === 'remove') batch.write({ type: 'del', key: memberKey(change.id) });
+  else if (change.context !== undefined) {
+    batch.write({ type: 'put', key: memberKey(change.type === 'init' ? '' : change.id), value: change.context });
   }
 }

@@ -2,7 +2,7 @@
 // 127.0.0.1 with ephemeral ports, a temp dir per cluster, logs per node, and every child reaped by PID in
 // teardown even when the test fails. Logs are kept (and their path printed) when the test failed.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -79,6 +79,9 @@ export interface TestNode {
   readonly peer: string;
   readonly client: string;
   process: ChildProcess | null;
+  /** A node added at run time: its own config file and `--join` arguments. */
+  readonly configFile?: string;
+  readonly extraArgs?: readonly string[];
 }
 
 export class TestCluster {
@@ -115,7 +118,8 @@ export class TestCluster {
     const node = this.node(id);
     if (node.process !== null) throw new Error(`${id} is already running`);
     const log = createWriteStream(path.join(this.dir, `${id}.log`), { flags: 'a' });
-    const child = spawn(process.execPath, [keelBin, 'start', '--config', configFile, '--node', id, '--log-level', this.logLevel], {
+    const args = ['start', '--config', node.configFile ?? configFile, '--node', id, '--log-level', this.logLevel, ...(node.extraArgs ?? [])];
+    const child = spawn(process.execPath, [keelBin, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout.pipe(log, { end: false });
@@ -126,6 +130,24 @@ export class TestCluster {
       if (node.process === child) node.process = null;
     });
     node.process = child;
+  }
+
+  /**
+   * A new node (not started) with ephemeral ports and a config file of its own: the cluster's config plus itself,
+   * started with `--join <client addresses of the nodes running now>`. With `onlySelf` its config lists only itself.
+   */
+  async addNode(id: string, options: { onlySelf?: boolean } = {}): Promise<TestNode> {
+    const node: TestNode = {
+      id, peer: `127.0.0.1:${await freePort()}`, client: `127.0.0.1:${await freePort()}`, process: null,
+      configFile: path.join(this.dir, `${id}.config.json`),
+      extraArgs: ['--join', this.running().map((n) => n.client).join(',')],
+    };
+    const config = JSON.parse(readFileSync(this.configFile, 'utf8')) as { nodes: unknown[] };
+    if (options.onlySelf === true) config.nodes = [];
+    config.nodes.push({ id, peer: node.peer, client: node.client, dataDir: `data/${id}` });
+    writeFileSync(node.configFile!, JSON.stringify(config, null, 2));
+    this.nodes.push(node);
+    return node;
   }
 
   /** Sends a signal to a node by PID; with SIGKILL waits until it is gone. */
