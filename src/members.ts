@@ -111,6 +111,8 @@ export async function loadAppliedMembers(store: KvStore, directory: MemberDirect
 
 const joinFile = 'members.json';
 const removedFile = 'removed';
+/** How long a removed node keeps answering in-flight requests before it stops. */
+const removedStopDelayMs = 1_000;
 
 /** `--join`: the membership as the cluster's leader sees it, kept in the data dir until the log arrives. */
 export async function fetchJoinMembers(dataDir: string, endpoints: readonly string[], logger: Logger, directory: MemberDirectory): Promise<MemberAddress[]> {
@@ -422,8 +424,12 @@ export class RemovalWatch {
     if (this.fired) return;
     this.fired = true;
     this.deps.logger.warn({ reason }, 'this node was removed from the cluster; it stops serving');
+    // Stop a moment later, not at once: the request that removed this node may still be on its way back through
+    // it (a follower relayed DELETE of the leader to it, and it relayed that to the new leader), and a stop closes
+    // the HTTP server under it. A removed node cannot commit anything meanwhile.
     void writeFile(removedMarker(this.deps.dataDir), `${reason}\n`)
       .catch((err: unknown) => this.deps.logger.error({ err }, 'could not write the removed marker'))
+      .then(() => new Promise((resolve) => setTimeout(resolve, removedStopDelayMs).unref()))
       .finally(() => this.deps.onRemoved(reason));
   }
 }
