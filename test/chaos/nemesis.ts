@@ -1,8 +1,8 @@
 // The nemesis: a seeded schedule of faults against a real cluster, each healed after a while, every injection
 // counted by kind. Faults: kill -9 (follower, leader, minority, all then restart), SIGSTOP/SIGCONT (leader or
 // follower, 0.5-3 election timeouts), partitions through the fault proxies (leader alone, one node, one-way,
-// bridge), delay + jitter, connection resets, and a restart loop. An optional namespace/iptables backend is not
-// implemented: the probe below reports it unavailable, and the proxies cover every partition shape.
+// bridge), delay + jitter, connection resets, and a restart loop. There is no namespace/iptables backend (the
+// issue's optional item): the loopback proxies cover every partition shape without root.
 import type { TestCluster } from '../helpers/cluster.js';
 import type { Prng } from '../../src/util/prng.js';
 import type { FaultProxy } from './proxy.js';
@@ -17,11 +17,6 @@ export const nemesisGroups = {
 } as const;
 export type NemesisGroup = keyof typeof nemesisGroups;
 export type FaultKind = (typeof nemesisGroups)[NemesisGroup][number];
-
-/** The namespace + iptables backend needs root and iptables; this suite uses the loopback proxies instead. */
-export function iptablesBackendAvailable(): boolean {
-  return false;
-}
 
 export interface NemesisOptions {
   readonly groups: readonly NemesisGroup[];
