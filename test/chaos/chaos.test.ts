@@ -14,6 +14,7 @@ void t.test('chaos: all nemeses, all workloads, 0 anomalies', async (t) => {
     workloads: [...workloadNames],
     quietMs: [500, 1000],
     faultMs: [1000, 2500],
+    minFaultsEach: 1,
     log: (line) => t.comment(line),
   });
   for (const line of report.lines) t.comment(line);

@@ -1,5 +1,5 @@
 // npm run chaos -- --time <s> [--nemesis kill,pause,partition,delay,reset,restart] [--workload registers,locks,
-// leases,watches] [--seed S] [--keep] | --check <run dir>: one fault-injection run against a real 3-node cluster (see runner.ts).
+// leases,watches] [--seed S] [--keep] [--min-faults K] | --check <run dir>: one fault-injection run against a real 3-node cluster (see runner.ts).
 // Exit 0 when every checker passed, 1 on an anomaly (the summary shows the evidence and the logs' directory).
 import { parseArgs } from 'node:util';
 import { parseNemeses, parseWorkloads, recheck, runChaos } from './runner.js';
@@ -13,6 +13,7 @@ async function main(): Promise<number> {
       seed: { type: 'string' },
       keep: { type: 'boolean', default: false },
       check: { type: 'string' },
+      'min-faults': { type: 'string', default: '0' },
     },
   });
   if (values.check !== undefined) {
@@ -30,6 +31,7 @@ async function main(): Promise<number> {
     nemeses: parseNemeses(values.nemesis),
     workloads: parseWorkloads(values.workload),
     keep: values.keep,
+    minFaultsEach: Number(values['min-faults']),
   });
   for (const line of report.lines) console.log(line);
   return report.anomalies === 0 ? 0 : 1;

@@ -30,6 +30,8 @@ export interface ChaosOptions {
   /** Quiet time and fault duration (ms) between / of faults. */
   readonly quietMs?: readonly [number, number];
   readonly faultMs?: readonly [number, number];
+  /** Run past timeS (up to 3 x timeS in all) until every fault kind was injected at least this often. */
+  readonly minFaultsEach?: number;
 }
 
 /** After a fault window (which ends when a leader is back): the new leader first applies its log. */
@@ -75,6 +77,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       log(`chaos: ${Math.round((performance.now() - startedMs) / 1000)} s, ${recorder.events.length} events, ${nemesis.total} faults`);
     }, 15_000);
     await sleep(options.timeS * 1000);
+    // With minFaultsEach, go on (up to 3x the time) until every fault kind was injected that often.
+    const overtimeEnd = performance.now() + 2 * options.timeS * 1000;
+    while ([...nemesis.counts.values()].some((n) => n < (options.minFaultsEach ?? 0)) && performance.now() < overtimeEnd) await sleep(500);
     clearInterval(progress);
     stopNemesis.abort();
     await faults;
