@@ -142,32 +142,26 @@ export function pairOperations(events: readonly HistoryEvent[]): Operation[] {
     const invoke = open.get(id);
     if (invoke === undefined) throw new Error(`completion without invoke: process ${event.process} ${event.requestId}`);
     open.delete(id);
-    ops.push({
-      process: invoke.process,
-      f: invoke.f,
-      args: invoke.value,
-      requestId: invoke.requestId,
-      ...(invoke.node === undefined ? {} : { node: invoke.node }),
-      invokeMs: invoke.timeMs,
-      completeMs: event.type === 'info' ? Number.POSITIVE_INFINITY : event.timeMs,
-      outcome: event.type,
-      result: event.value,
-      ...(event.revision === undefined ? {} : { revision: event.revision }),
-      ...(event.error === undefined ? {} : { error: event.error }),
-    });
+    ops.push(operationOf(invoke, event));
   }
-  for (const invoke of open.values()) {
-    ops.push({
-      process: invoke.process,
-      f: invoke.f,
-      args: invoke.value,
-      requestId: invoke.requestId,
-      ...(invoke.node === undefined ? {} : { node: invoke.node }),
-      invokeMs: invoke.timeMs,
-      completeMs: Number.POSITIVE_INFINITY,
-      outcome: 'info',
-      result: undefined,
-    });
-  }
+  for (const invoke of open.values()) ops.push(operationOf(invoke, undefined));
   return ops;
+}
+
+/** One operation from its invoke and its completion (none: still outstanding when the run stopped = info). */
+function operationOf(invoke: HistoryEvent, completion: HistoryEvent | undefined): Operation {
+  const outcome = completion === undefined ? 'info' : (completion.type as Operation['outcome']);
+  return {
+    process: invoke.process,
+    f: invoke.f,
+    args: invoke.value,
+    requestId: invoke.requestId,
+    ...(invoke.node === undefined ? {} : { node: invoke.node }),
+    invokeMs: invoke.timeMs,
+    completeMs: outcome === 'info' || completion === undefined ? Number.POSITIVE_INFINITY : completion.timeMs,
+    outcome,
+    result: completion?.value,
+    ...(completion?.revision === undefined ? {} : { revision: completion.revision }),
+    ...(completion?.error === undefined ? {} : { error: completion.error }),
+  };
 }
