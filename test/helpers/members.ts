@@ -66,8 +66,13 @@ export async function keysUnder(address: string, prefix: string): Promise<Set<st
   return new Set((answer.json.kvs as { key: string }[]).map((kv) => kv.key));
 }
 
+/** The member ids one node lists; a 503 (e.g. it is installing a snapshot just after catching up) is retried for 10 s. */
 export async function memberIds(cluster: TestCluster, id: string): Promise<string[]> {
-  const answer = await call(cluster.node(id).client, 'GET', '/v1/members');
-  if (answer.status !== 200) throw new Error(`members from ${id}: ${answer.status} ${answer.text}`);
-  return (answer.json.members as { id: string }[]).map((m) => m.id).sort();
+  const deadline = performance.now() + 10_000;
+  for (;;) {
+    const answer = await call(cluster.node(id).client, 'GET', '/v1/members');
+    if (answer.status === 200) return (answer.json.members as { id: string }[]).map((m) => m.id).sort();
+    if (answer.status !== 503 || performance.now() > deadline) throw new Error(`members from ${id}: ${answer.status} ${answer.text}`);
+    await sleep(100);
+  }
 }
