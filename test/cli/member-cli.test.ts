@@ -3,35 +3,12 @@
 // CONFLICT for a promote while the learner lags, 404 NOT_FOUND for an unknown member).
 // Method: a real 3-node cluster (test/helpers/cluster.ts); every command is the built CLI run as a child process
 // with --endpoints; a fourth node is started with --join between add and promote. Children killed by PID.
-import { spawn } from 'node:child_process';
 import t from 'tap';
-import { keelBin, sleep, startCluster } from '../helpers/cluster.js';
+import { sleep, startCluster } from '../helpers/cluster.js';
+import { runKeel, type CliRun } from '../helpers/keel-cli.js';
 import { setupWaitMs } from '../helpers/runtime.js';
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function keel(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [keelBin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`keel ${args.join(' ')} did not finish in time`));
-    }, 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const keel = (args: readonly string[]): Promise<CliRun> => runKeel(args, 30_000);
 
 void t.test('keel member and keel leader commands', async (t) => {
   const cluster = await startCluster(t, { nodes: 3 });
@@ -58,7 +35,7 @@ void t.test('keel member and keel leader commands', async (t) => {
 
   cluster.start('n4');
   const startedAt = performance.now();
-  let promote: Run | null = null;
+  let promote: CliRun | null = null;
   for (const deadline = performance.now() + 60_000; performance.now() < deadline; await sleep(300)) {
     promote = await keel([...endpoints, 'member', 'promote', 'n4']);
     if (promote.code === 0) break;
