@@ -85,13 +85,25 @@ const unpackr = new Unpackr(strictOptions());
 function seal(kind: RecordKind, tuple: unknown[]): Uint8Array {
   const payload = packr.pack(tuple);
   const out = new Uint8Array(codecHeaderBytes + payload.byteLength);
-  out[0] = codecVersion;
-  out[1] = kindTags[kind];
   out.set(payload, codecHeaderBytes);
   dropGrownPackBuffer(packr, payload);
-  const checksum = crc32(payload, crc32(out.subarray(0, 2)));
+  return sealed(kind, out);
+}
+
+/** Fills in the header of `out`, whose payload (from codecHeaderBytes on) is already written. */
+function sealed(kind: RecordKind, out: Uint8Array): Uint8Array {
+  out[0] = codecVersion;
+  out[1] = kindTags[kind];
+  const checksum = crc32(out.subarray(codecHeaderBytes), crc32(out.subarray(0, 2)));
   new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(2, checksum);
   return out;
+}
+
+/** msgpack bin header for `length` bytes, the smallest form, as msgpackr writes it. */
+function binHeader(length: number): Uint8Array {
+  if (length < 0x100) return Uint8Array.of(0xc4, length);
+  if (length < 0x10000) return Uint8Array.of(0xc5, length >>> 8, length & 0xff);
+  return Uint8Array.of(0xc6, length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
 }
 
 function unseal(kind: RecordKind, bytes: Uint8Array): unknown {
@@ -287,8 +299,23 @@ export function decodeSnapshotMetadata(bytes: Uint8Array): SnapshotMetadata {
   return readMetadata(unseal('snapshotMetadata', bytes), 'snapshotMetadata');
 }
 
+/**
+ * The bytes `seal('snapshot', [metadata, data])` would produce, written by hand: the data is the whole store
+ * (tens of MB), and packing it through msgpackr grew the shared pack buffer to 2-4x its size and copied it twice,
+ * a transient of several times the snapshot on every snapshot taken. Here it is copied once, into the record.
+ */
 export function encodeSnapshot(snapshot: Snapshot): Uint8Array {
-  return seal('snapshot', [metadataTuple(snapshot.metadata), snapshot.data]);
+  const meta = packr.pack(metadataTuple(snapshot.metadata));
+  const { data } = snapshot;
+  const header = binHeader(data.byteLength);
+  const out = new Uint8Array(codecHeaderBytes + 1 + meta.byteLength + header.byteLength + data.byteLength);
+  let at = codecHeaderBytes;
+  out[at++] = 0x92; // fixarray of 2
+  out.set(meta, at);
+  at += meta.byteLength;
+  out.set(header, at);
+  out.set(data, at + header.byteLength);
+  return sealed('snapshot', out);
 }
 
 export function decodeSnapshot(bytes: Uint8Array): Snapshot {

@@ -60,7 +60,43 @@ export interface DurableLogStorage extends LogStorage {
   close(): Promise<void>;
 }
 
+/** Slab size for entry data copied by LogDataSlab; a larger entry gets a buffer of its own. */
+const slabBytes = 256 * 1024;
+
+/**
+ * Gives the entries a log holds memory of their own, packed together. An entry's data often arrives as a view
+ * into a much larger shared buffer (the leader's commands are views into the codec's pack buffer, a few hundred
+ * KB shared with everything else packed meanwhile): held as it is, each entry in the log kept that whole buffer
+ * alive, about 6x the entry's own size, and all of it turned into old-generation garbage at compaction. Data that
+ * already owns its buffer (a follower's decoded entries) is kept as it is. Slabs are filled in log order, so
+ * compaction releases them whole.
+ */
+class LogDataSlab {
+  private slab = new Uint8Array(0);
+  private used = 0;
+
+  own(data: Uint8Array): Uint8Array {
+    if (data.byteLength === data.buffer.byteLength || data.byteLength === 0) return data;
+    if (data.byteLength > slabBytes / 4) return data.slice();
+    if (this.used + data.byteLength > this.slab.byteLength) {
+      this.slab = new Uint8Array(slabBytes);
+      this.used = 0;
+    }
+    const copy = this.slab.subarray(this.used, this.used + data.byteLength);
+    copy.set(data);
+    this.used += data.byteLength;
+    return copy;
+  }
+
+  entry(entry: Entry): Entry {
+    if (entry.type !== 'normal') return entry;
+    const data = this.own(entry.data);
+    return data === entry.data ? entry : { ...entry, data };
+  }
+}
+
 export class MemoryLogStorage implements WritableLogStorage {
+  private readonly slab = new LogDataSlab();
   private hardState: HardState = emptyHardState;
   private snap: Snapshot = emptySnapshot;
   /** entries[0] is a dummy at the snapshot/compaction point, holding its index and term. */
@@ -121,7 +157,7 @@ export class MemoryLogStorage implements WritableLogStorage {
     if (head === undefined) return;
     assert(head.index <= this.lastIndex() + 1, `gap: appending ${head.index} after ${this.lastIndex()}`);
     this.log.length = head.index - offset;
-    this.log.push(...kept);
+    for (const entry of kept) this.log.push(this.slab.entry(entry));
   }
 
   setHardState(hardState: HardState): void {

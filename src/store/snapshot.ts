@@ -38,16 +38,21 @@ function checksum(pairs: readonly Bytes[]): Uint8Array {
 /**
  * Everything in the database as of `snapshot`, with the appliedIndex it holds. Runs beside the Raft loop on the
  * same thread, so no step may hold the thread for long: the checksum is computed pair by pair as the iterator
- * yields, and the msgpack bytes are written by hand in slices with a yield between them. (Hashing and packing a
- * 50 MB store in one go held the thread for about 0.7 s; with three nodes snapshotting at the same index under
- * load that was enough to lose the leader.) The bytes are plain msgpack that `decodeSnapshot` reads like before.
+ * yields, and the final copy is made in slices with a yield between them. (Hashing and packing a 50 MB store in
+ * one go held the thread for about 0.7 s; with three nodes snapshotting at the same index under load that was
+ * enough to lose the leader.) The bytes are plain msgpack that `decodeSnapshot` reads like before.
+ *
+ * Memory: each pair is copied, msgpack-framed, into 1 MiB chunks as the iterator yields it, so no key or value
+ * object outlives its step. (Collecting the pairs first kept two small buffers per pair until the export ended:
+ * on a 50 MB store several hundred thousand objects, promoted to the old generation and left there as garbage.)
  */
 export async function exportSnapshot(db: StoreDb, snapshot: DbSnapshot): Promise<{ index: number; data: Uint8Array }> {
-  const pairs: Bytes[] = [];
   const skip = metaKey('restoring');
   const hash = createHash('sha256');
   const length = new Uint8Array(4);
   const view = new DataView(length.buffer);
+  const chunks = new ChunkWriter();
+  let count = 0;
   let index = 0;
   for await (const [key, value] of db.iterator({ snapshot })) {
     if (compareBytes(key, skip) === 0 || isAppliedLogKey(key)) continue;
@@ -56,36 +61,68 @@ export async function exportSnapshot(db: StoreDb, snapshot: DbSnapshot): Promise
       view.setUint32(0, part.byteLength);
       hash.update(length);
       hash.update(part);
+      chunks.writeBin(part);
     }
-    pairs.push(key, value);
+    count += 2;
   }
-  const data = await packSnapshot({ v: snapshotVersion, format: formatVersion, appliedIndex: index, checksum: hash.digest() }, pairs);
+  const data = await packSnapshot({ v: snapshotVersion, format: formatVersion, appliedIndex: index, checksum: hash.digest() }, count, chunks);
   return { index, data };
 }
 
-/** Pairs copied per slice before packSnapshot yields to the event loop. */
-const packSlicePairs = 4096;
+const chunkBytes = 1 << 20;
+/** Chunks copied per slice before packSnapshot yields to the event loop. */
+const packSliceChunks = 8;
 
-/** msgpack of `{...fields, pairs}` (a map, `pairs` an array of bin): the small fields through the codec, the rest by hand. */
-async function packSnapshot(fields: Record<string, unknown>, pairs: readonly Bytes[]): Promise<Uint8Array> {
+/** An append-only byte sink of msgpack `bin` items in 1 MiB chunks (an item larger than a chunk gets its own). */
+class ChunkWriter {
+  readonly full: Uint8Array[] = [];
+  private current = Buffer.allocUnsafeSlow(chunkBytes);
+  private at = 0;
+
+  writeBin(part: Uint8Array): void {
+    const need = binHeaderBytes(part.byteLength) + part.byteLength;
+    if (this.at + need > this.current.byteLength) {
+      this.seal();
+      this.current = Buffer.allocUnsafeSlow(Math.max(chunkBytes, need));
+    }
+    this.at = writeBinHeader(this.current, this.at, part.byteLength);
+    this.current.set(part, this.at);
+    this.at += part.byteLength;
+  }
+
+  /** Every chunk, the last one trimmed to what was written. */
+  chunks(): Uint8Array[] {
+    this.seal();
+    return this.full;
+  }
+
+  private seal(): void {
+    if (this.at > 0) this.full.push(this.current.subarray(0, this.at));
+    this.current = Buffer.allocUnsafeSlow(0);
+    this.at = 0;
+  }
+}
+
+/** msgpack of `{...fields, pairs}` (a map, `pairs` an array of `count` bin items already framed in `body`). */
+async function packSnapshot(fields: Record<string, unknown>, count: number, body: ChunkWriter): Promise<Uint8Array> {
   const entries = Object.entries(fields);
   const head: Uint8Array[] = [Uint8Array.of(0x80 | (entries.length + 1))];
   for (const [name, value] of entries) head.push(packDetached(name), packDetached(value));
-  head.push(packDetached('pairs'), arrayHeader(pairs.length));
-  let total = head.reduce((sum, part) => sum + part.byteLength, 0);
-  for (const part of pairs) total += binHeaderBytes(part.byteLength) + part.byteLength;
+  head.push(packDetached('pairs'), arrayHeader(count));
+  const parts = body.chunks();
+  const total = [...head, ...parts].reduce((sum, part) => sum + part.byteLength, 0);
   const out = Buffer.allocUnsafe(total);
   let at = 0;
   for (const part of head) {
     out.set(part, at);
     at += part.byteLength;
   }
-  for (let i = 0; i < pairs.length; i++) {
-    const part = pairs[i]!;
-    at = writeBinHeader(out, at, part.byteLength);
-    out.set(part, at);
-    at += part.byteLength;
-    if (i % packSlicePairs === packSlicePairs - 1) await new Promise<void>((resolve) => setImmediate(resolve));
+  for (let i = 0; i < parts.length; i++) {
+    out.set(parts[i]!, at);
+    at += parts[i]!.byteLength;
+    // Let go of each chunk once copied, so the collector can take it back during the copy, not after it.
+    parts[i] = new Uint8Array(0);
+    if (i % packSliceChunks === packSliceChunks - 1) await new Promise<void>((resolve) => setImmediate(resolve));
   }
   assert(at === total, 'snapshot packing wrote an unexpected number of bytes');
   return out;

@@ -119,6 +119,23 @@ for (const impl of implementations) {
       t.throws(() => log.term(7), LogUnavailableError);
     });
 
+    void t.test('entries that are views into a larger buffer are held without pinning that buffer', async (t) => {
+      const log = await impl.open(t);
+      const shared = new Uint8Array(1 << 20).map((_, i) => i & 0xff);
+      const views = [1, 2, 3].map((index): Entry => ({ type: 'normal', index, term: 1, data: shared.subarray(index * 1000, index * 1000 + 300) }));
+      const big: Entry = { type: 'normal', index: 4, term: 1, data: shared.subarray(0, 200_000) };
+      const expected = [...views, big].map((e) => ({ ...e, data: e.data.slice() }));
+      await log.save(write({ entries: [...views, big] }), true);
+      const held = log.entries(1, 5, all);
+      t.same(held, expected, 'same bytes');
+      for (const e of held) {
+        if (e.type !== 'normal') continue;
+        t.ok(e.data.buffer !== shared.buffer && e.data.buffer.byteLength <= 256 * 1024, `entry ${e.index} holds ${e.data.buffer.byteLength} bytes, not the 1 MiB buffer`);
+      }
+      shared.fill(0);
+      t.same(log.entries(1, 5, all), expected, 'a later change to the shared buffer does not reach the log');
+    });
+
     void t.test('a conflicting suffix is truncated', async (t) => {
       const log = await impl.open(t);
       await log.save(write({ entries: run(1, [1, 1, 2, 2, 2]) }), true);

@@ -270,3 +270,13 @@ void t.test('fuzz: re-sealed mutations decode to well-formed values or fail with
   t.same(problems, [], 'no mutation escaped as anything but a CodecError or a well-formed message');
   t.ok(decoded > 100, `some mutations still decode (${decoded}), so the fuzzer reaches the field checks`);
 });
+
+void t.test('a snapshot record is the msgpack of [metadata, data], written without packing the data', async (t) => {
+  const tuple = [metadata.index, metadata.term, [metadata.conf.voters, metadata.conf.learners]];
+  for (const size of [0, 1, 255, 256, 65_535, 65_536, 300_000]) {
+    const data = new Uint8Array(size).map((_, i) => (i * 31) & 0xff);
+    const encoded = encodeSnapshot({ metadata, data });
+    t.same(Buffer.from(encoded).equals(forge('snapshot', [tuple, data])), true, `${size} bytes: same bytes as msgpackr`);
+    t.same(decodeSnapshot(encoded), { metadata, data }, `${size} bytes: decodes back`);
+  }
+});
