@@ -122,8 +122,9 @@ for (const impl of implementations) {
     void t.test('entries that are views into a larger buffer are held without pinning that buffer', async (t) => {
       const log = await impl.open(t);
       const shared = new Uint8Array(1 << 20).map((_, i) => i & 0xff);
-      const views = [1, 2, 3].map((index): Entry => ({ type: 'normal', index, term: 1, data: shared.subarray(index * 1000, index * 1000 + 300) }));
-      const big: Entry = { type: 'normal', index: 4, term: 1, data: shared.subarray(0, 200_000) };
+      type NormalEntry = Extract<Entry, { type: 'normal' }>;
+      const views = [1, 2, 3].map((index): NormalEntry => ({ type: 'normal', index, term: 1, data: shared.subarray(index * 1000, index * 1000 + 300) }));
+      const big: NormalEntry = { type: 'normal', index: 4, term: 1, data: shared.subarray(0, 200_000) };
       const expected = [...views, big].map((e) => ({ ...e, data: e.data.slice() }));
       await log.save(write({ entries: [...views, big] }), true);
       const held = log.entries(1, 5, all);
