@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { serverEnv, serverNodeArgs } from './node-options.js';
 import { loadConfigOrExit } from './run-node.js';
 
 const stopDeadlineMs = 6_000;
@@ -14,10 +15,10 @@ export async function clusterUp(options: { config: string; logLevel?: string }):
   const tty = process.stdout.isTTY;
   const children = new Map<string, ChildProcess>();
   config.nodes.forEach((node, i) => {
-    const args = [script, 'start', '--config', options.config, '--node', node.id, '--pretty'];
+    const args = [...serverNodeArgs, script, 'start', '--config', options.config, '--node', node.id, '--pretty'];
     if (options.logLevel !== undefined) args.push('--log-level', options.logLevel);
     // detached: Ctrl-C reaches only this process, which then stops the children in order.
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: serverEnv() });
     children.set(node.id, child);
     const prefix = tty ? `${colours[i % colours.length]}[${node.id}]\x1b[0m ` : `[${node.id}] `;
     for (const stream of [child.stdout, child.stderr]) {

@@ -1,8 +1,10 @@
 // A real three-node Keel cluster as the README's users run it: `node dist/bin/keel.js start --config f --node id`
-// per node, a config with no `raft` section (so the defaults of src/config.ts: 100 ms ticks, 1-2 s elections),
+// per node (with the node arguments and environment of bin/node-options.ts, as `keel cluster up` uses), a config
+// with no `raft` section (so the defaults of src/config.ts: 100 ms ticks, 1-2 s elections),
 // data on disk in a temp dir (LevelDB, fsync on), ephemeral ports on 127.0.0.1, logs at the default level.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { serverEnv, serverNodeArgs } from '../../bin/node-options.js';
 import { keelApi } from './apis.js';
 import { pollUntil, type BenchCluster, type BenchNode } from './cluster.js';
 import { freePort, send } from './http.js';
@@ -28,8 +30,9 @@ export async function startKeelCluster(supervisor: Supervisor, options: KeelClus
   };
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const nodes: BenchNode[] = ports.map((p) => {
-    const nodeArgs = options.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.join(options.cpuProfDir, p.id)];
-    const child = supervisor.spawn(`keel ${p.id}`, process.execPath, [...nodeArgs, keelBin, 'start', '--config', configFile, '--node', p.id], path.join(dir, `${p.id}.log`));
+    const profArgs = options.cpuProfDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', path.join(options.cpuProfDir, p.id)];
+    const nodeArgs = [...serverNodeArgs, ...profArgs];
+    const child = supervisor.spawn(`keel ${p.id}`, process.execPath, [...nodeArgs, keelBin, 'start', '--config', configFile, '--node', p.id], path.join(dir, `${p.id}.log`), serverEnv());
     return { id: p.id, clientUrl: `http://127.0.0.1:${p.client}`, child };
   });
 

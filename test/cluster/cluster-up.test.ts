@@ -1,6 +1,7 @@
 // Goal: `keel cluster up --config <file>` runs every node of the config as its child, the nodes elect a leader
 // and serve on their client ports, data dirs are resolved relative to the config file (not the working dir), and
 // SIGINT to `cluster up` (Ctrl-C) stops it and all its children within ~6 s with exit code 0.
+// The children run with the node arguments and malloc environment of bin/node-options.ts (read from /proc).
 // Method: a config with ephemeral ports and relative data dirs is written to <tmp>/conf/; the built CLI runs as a
 // child of this test (not detached: the test keeps its PID) with cwd <tmp>. Its children's PIDs are read with
 // `ps --ppid`; a leader is awaited through the client ports and a write made; then SIGINT goes to `cluster up` by
@@ -76,6 +77,11 @@ void t.test('keel cluster up runs the nodes; SIGINT stops them all with code 0',
     return found.length >= 3 ? found : null;
   });
   t.equal(pids.length, 3, `cluster up (pid ${upPid}) runs 3 children: ${pids.join(', ')}`);
+  for (const pid of pids) {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    t.ok(args.includes('--max-semi-space-size=8') && env.includes('MALLOC_MMAP_THRESHOLD_=262144'), `child ${pid} runs with the memory settings of bin/node-options.ts`);
+  }
 
   const statuses = await waitFor('a leader named by every node', setupWaitMs, async () => {
     const all = await Promise.all(nodes.map((n) => client.once<NodeStatus>(`http://${n.client}`, 'GET', '/v1/status').then((r) => r.body)));
