@@ -26,6 +26,8 @@ export interface LoadStep {
   readonly connections: number;
   readonly seconds: number;
   readonly build: (n: number) => HttpRequest;
+  /** Requests per second over all connections (absent: closed loop, as fast as answers come back). */
+  readonly overallRate?: number;
 }
 
 export function percentile(sorted: Float64Array | readonly number[], p: number): number | null {
@@ -50,6 +52,7 @@ export async function runLoad(step: LoadStep): Promise<Measurement> {
       connections: step.connections,
       duration: step.seconds,
       timeout: 10,
+      ...(step.overallRate !== undefined && { overallRate: step.overallRate }),
       requests: [
         {
           method: first.method,

@@ -40,6 +40,11 @@ export class AuthState {
     this.principals.clear();
   }
 
+  /** The cached answer of isEnabled(), or null when it must be read (the hooks' synchronous fast path). */
+  enabledIfKnown(): boolean | null {
+    return this.enabled;
+  }
+
   async isEnabled(): Promise<boolean> {
     if (this.enabled !== null) return this.enabled;
     const generation = this.generation;

@@ -50,8 +50,11 @@ const stateNames: readonly StateName[] = ['appliedIndex', 'revision', 'keyCount'
 
 export class ApplyBatch {
   private readonly ops: BatchOp[] = [];
-  /** Raw key -> value the database will hold once the batch is written; null = deleted. */
-  private readonly written = new Map<string, Bytes | null>();
+  /**
+   * Raw key -> value the database will hold once the batch is written; null = deleted. Built on the first get()
+   * (only a dedupe hit, a retry, reads raw keys) and kept up to date from then on: most batches never need it.
+   */
+  private written: Map<string, Bytes | null> | null = null;
   private readonly currents = new CurrentOverlay();
   private readonly values: { -readonly [K in StateName]: number };
   private readonly moved = new Set<StateName>();
@@ -84,6 +87,10 @@ export class ApplyBatch {
 
   /** What the database will hold at `dbKey` once the batch is written (metadata excepted: see state()). */
   get(dbKey: Bytes): Bytes | undefined {
+    if (this.written === null) {
+      this.written = new Map();
+      for (const op of this.ops) this.track(this.written, op);
+    }
     const pending = this.written.get(rawId(dbKey));
     if (pending === null) return undefined;
     return pending ?? this.view.get(dbKey);
@@ -91,7 +98,11 @@ export class ApplyBatch {
 
   write(op: BatchOp): void {
     this.ops.push(op);
-    this.written.set(rawId(op.key), op.type === 'put' ? op.value : null);
+    if (this.written !== null) this.track(this.written, op);
+  }
+
+  private track(written: Map<string, Bytes | null>, op: BatchOp): void {
+    written.set(rawId(op.key), op.type === 'put' ? op.value : null);
   }
 
   /** The current version of `key` as of the entries applied so far. */

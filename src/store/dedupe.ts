@@ -3,17 +3,28 @@
 // It lives in LevelDB next to the data, written in the same batch as the entry, so it survives restarts and travels
 // in snapshots; eviction follows the order the ids were applied in (a sequence number), so every node keeps
 // exactly the same ids. `windowMax` is part of the replicated semantics: every node must use the same value.
+//
+// The ids in the window are also kept in memory (id -> seq and seq -> id, at most `windowMax` of each), so the
+// apply path answers "not seen" (the common case: a new request) and finds the id leaving the window without a
+// LevelDB read; only a real retry reads its recorded result. The index is rebuilt from the database by prune()
+// (at open and after a snapshot restore) and follows every record() and eviction as they go into the apply batch:
+// a batch that fails to be written stops the node (kv-store.ts), so the index never runs ahead of a database
+// that lives on.
 import { assert } from '../util/assert.js';
 import type { ApplyBatch } from './apply-batch.js';
 import type { BatchOp } from './apply-context.js';
 import { decodeDedupeRecord, encodeDedupeRecord } from './codec.js';
-import { dedupeKey, dedupeOrderKey, familyRange, fromUtf8, utf8 } from './keys.js';
+import { dedupeKey, dedupeOrderKey, familyRange, fromUtf8, readBe8, utf8 } from './keys.js';
 import type { StoreDb } from './mvcc.js';
 import { writeBatch } from '../util/level-batch.js';
 
 export const dedupeWindowDefault = 10_000;
 
 export class DedupeTable {
+  /** The ids in the window, as of the records put into apply batches so far. */
+  private readonly seqOf = new Map<string, number>();
+  private readonly idAt = new Map<number, string>();
+
   constructor(
     private readonly db: StoreDb,
     private readonly windowMax: number,
@@ -33,6 +44,14 @@ export class DedupeTable {
       ops.push({ type: 'del', key: orderKey }, { type: 'del', key: dedupeKey(fromUtf8(requestId)) });
     }
     await writeBatch(this.db, ops, true);
+    this.seqOf.clear();
+    this.idAt.clear();
+    for await (const [orderKey, requestId] of this.db.iterator(familyRange('dedupeOrder'))) {
+      const id = fromUtf8(requestId);
+      const seq = readBe8(orderKey, orderKey.byteLength - 8);
+      this.seqOf.set(id, seq);
+      this.idAt.set(seq, id);
+    }
   }
 
   /**
@@ -40,8 +59,10 @@ export class DedupeTable {
    * call's batch: an id recorded (or evicted) by an earlier entry of the same apply() call counts.
    */
   lookup(requestId: string, batch: ApplyBatch): { result: unknown } | undefined {
+    if (!this.seqOf.has(requestId)) return undefined;
     const bytes = batch.get(dedupeKey(requestId));
-    return bytes === undefined ? undefined : { result: decodeDedupeRecord(bytes).result };
+    assert(bytes !== undefined, `dedupe id ${requestId} is indexed but has no record`);
+    return { result: decodeDedupeRecord(bytes).result };
   }
 
   /** Records `result` for `requestId` in the batch, with the next sequence, and evicts the id leaving the window. */
@@ -50,13 +71,17 @@ export class DedupeTable {
     batch.write({ type: 'put', key: dedupeKey(requestId), value: encodeDedupeRecord(seq, result) });
     batch.write({ type: 'put', key: dedupeOrderKey(seq), value: utf8(requestId) });
     batch.setState('dedupeSeq', seq + 1);
+    this.seqOf.set(requestId, seq);
+    this.idAt.set(seq, requestId);
     const evictedSeq = seq - this.windowMax;
     if (evictedSeq < 0) return;
     // Absent only if the window grew since it was written: then there is nothing to evict yet.
-    const evicted = batch.get(dedupeOrderKey(evictedSeq));
+    const evicted = this.idAt.get(evictedSeq);
     if (evicted !== undefined) {
+      this.idAt.delete(evictedSeq);
+      this.seqOf.delete(evicted);
       batch.write({ type: 'del', key: dedupeOrderKey(evictedSeq) });
-      batch.write({ type: 'del', key: dedupeKey(fromUtf8(evicted)) });
+      batch.write({ type: 'del', key: dedupeKey(evicted) });
     }
   }
 }

@@ -101,9 +101,8 @@ function concat(parts: readonly Bytes[]): Bytes {
 export function be8(value: number): Bytes {
   assertIndex(value, 'be8 value');
   const out = new Uint8Array(8);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, Math.floor(value / 0x1_0000_0000));
-  view.setUint32(4, value % 0x1_0000_0000);
+  writeBe4(out, 0, Math.floor(value / 0x1_0000_0000));
+  writeBe4(out, 4, value % 0x1_0000_0000);
   return out;
 }
 
@@ -118,8 +117,16 @@ export function readBe8(bytes: Bytes, offset: number): number {
 function be4(value: number): Bytes {
   assert(Number.isInteger(value) && value >= 0 && value <= 0xffff_ffff, 'be4 value out of range');
   const out = new Uint8Array(4);
-  new DataView(out.buffer).setUint32(0, value);
+  writeBe4(out, 0, value);
   return out;
+}
+
+/** Big-endian uint32 into `out` at `at`, byte by byte (no DataView per number: this runs several times a put). */
+function writeBe4(out: Uint8Array, at: number, value: number): void {
+  out[at] = value >>> 24;
+  out[at + 1] = (value >>> 16) & 0xff;
+  out[at + 2] = (value >>> 8) & 0xff;
+  out[at + 3] = value & 0xff;
 }
 
 function readBe4(bytes: Bytes, offset: number): number {

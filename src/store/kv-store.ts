@@ -43,6 +43,7 @@ import type { KeyRange } from './keys.js';
 import { be8, familyRange, fromUtf8, memberIdOf, memberKey, metaKey } from './keys.js';
 import type { ChangeGroup, DbSnapshot, StoreDb } from './mvcc.js';
 import { ReadView } from './mvcc.js';
+import { SharedReadSnapshot } from './read-snapshot.js';
 import type { RangeRequest } from './range.js';
 import { parseRangeRequest, readCurrentRange, readRangeAt } from './range.js';
 import { decodeSnapshot, exportSnapshot, importSnapshot } from './snapshot.js';
@@ -84,6 +85,8 @@ export class KvStore implements StateMachine {
   private readonly dedupe: DedupeTable;
   private readonly extensions: ReadonlyMap<string, CommandExtension>;
   private readonly logger: Logger;
+  /** The snapshot reads share until the next write (read-snapshot.ts). */
+  private readonly reads: SharedReadSnapshot;
 
   private constructor(
     private readonly db: StoreDb,
@@ -97,6 +100,7 @@ export class KvStore implements StateMachine {
       logger: this.logger,
     });
     this.dedupe = new DedupeTable(db, options.dedupeWindowMax ?? dedupeWindowDefault);
+    this.reads = new SharedReadSnapshot(db);
     const extensions = new Map<string, CommandExtension>();
     for (const extension of options.extensions ?? []) {
       assert(!extensions.has(extension.name), `two store extensions are named ${extension.name}`);
@@ -171,6 +175,7 @@ export class KvStore implements StateMachine {
     if (batch.isEmpty) return;
     const { ops, state } = batch.finish();
     await writeBatch(this.db, ops, this.options.syncWrites ?? false);
+    await this.reads.invalidate();
     this.state = state;
     batch.afterWrite();
   }
@@ -264,20 +269,33 @@ export class KvStore implements StateMachine {
       sync: this.options.syncWrites ?? false,
       logger: this.logger,
     });
+    await this.reads.invalidate();
   }
 
   // ---- reads (not through the log: the API calls them after ReadIndex, or directly for serializable reads)
 
-  /** Runs `read` on a LevelDB snapshot, so metadata and data belong to the same applied state. */
-  private async withReadView<T>(read: (view: ReadView, snapshot: DbSnapshot) => Promise<T>): Promise<T> {
+  /**
+   * Runs `read` on a LevelDB snapshot, so metadata and data belong to the same applied state: the snapshot the
+   * reads since the last write share (read-snapshot.ts), or with `own` a new one (a Raft snapshot export must
+   * hold exactly the state of the moment it is called).
+   */
+  private async withReadView<T>(read: (view: ReadView, snapshot: DbSnapshot) => Promise<T>, own = false): Promise<T> {
     if (this.phase === 'restoring' || this.phase === 'closed') {
       throw new KeelError('UNAVAILABLE', `the store is ${this.phase}`);
     }
-    const snapshot: DbSnapshot = this.db.snapshot();
+    if (own) {
+      const snapshot: DbSnapshot = this.db.snapshot();
+      try {
+        return await read(new ReadView(this.db, snapshot), snapshot);
+      } finally {
+        await snapshot.close();
+      }
+    }
+    const held = this.reads.acquire();
     try {
-      return await read(new ReadView(this.db, snapshot), snapshot);
+      return await read(held.view, held.snapshot);
     } finally {
-      await snapshot.close();
+      await this.reads.release(held);
     }
   }
 
@@ -400,7 +418,7 @@ export class KvStore implements StateMachine {
 
   /** The snapshot and the appliedIndex it holds (safe to call while entries are being applied). */
   async snapshotWithIndex(): Promise<{ index: number; data: Uint8Array }> {
-    return this.withReadView((_view, snapshot) => exportSnapshot(this.db, snapshot));
+    return this.withReadView((_view, snapshot) => exportSnapshot(this.db, snapshot), true);
   }
 
   async restore(snapshot: Snapshot): Promise<void> {
@@ -415,7 +433,9 @@ export class KvStore implements StateMachine {
       // Revisions jump: a live watcher would silently miss the gap, so every watcher ends and reconnects
       // (with fromRevision it catches up from the restored history).
       this.hub.endAll(new KeelError('UNAVAILABLE', 'the store was restored from a snapshot; reconnect'));
+      await this.reads.invalidate();
       await importSnapshot(this.db, decoded, index);
+      await this.reads.invalidate();
       const view = new ReadView(this.db, null);
       this.state = readState(view);
       assert(this.state.appliedIndex === index, 'the restored appliedIndex is the snapshot index');
@@ -464,6 +484,7 @@ export class KvStore implements StateMachine {
     this.phase = 'closed';
     await work;
     await this.hub.close();
+    await this.reads.invalidate();
     await this.db.close();
   }
 }

@@ -49,12 +49,15 @@ export interface ChangeGroup {
 
 export class ReadView {
   private readonly options: { snapshot?: DbSnapshot };
+  /** Metadata read through a snapshot never changes: read once (null: a live view, nothing memoized). */
+  private readonly metaMemo: Map<MetaName, number> | null;
 
   constructor(
     readonly db: StoreDb,
     snapshot: DbSnapshot | null,
   ) {
     this.options = snapshot === null ? {} : { snapshot };
+    this.metaMemo = snapshot === null ? null : new Map();
   }
 
   // Point reads use getSync: it blocks the event loop for one LevelDB lookup (memtable or block cache in the
@@ -66,8 +69,12 @@ export class ReadView {
   }
 
   meta(name: MetaName): number {
+    const memo = this.metaMemo?.get(name);
+    if (memo !== undefined) return memo;
     const bytes = this.get(metaKey(name));
-    return bytes === undefined ? 0 : readBe8(bytes, 0);
+    const value = bytes === undefined ? 0 : readBe8(bytes, 0);
+    this.metaMemo?.set(name, value);
+    return value;
   }
 
   hasMeta(name: MetaName): boolean {

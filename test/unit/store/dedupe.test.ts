@@ -79,3 +79,37 @@ void t.test('an empty request id opts out of dedupe', async (t) => {
   await store.apply([commandEntry(1, putCmd('k', 'v'), ''), commandEntry(2, putCmd('k', 'v'), '')]);
   t.equal(store.revision(), 2);
 });
+
+// The ids in the window are also indexed in memory (dedupe.ts): the index must follow records and evictions made
+// earlier in the same apply() call, and be rebuilt from the database after a snapshot restore.
+void t.test('a retry within the same apply call and an eviction within it are both seen', async (t) => {
+  const { store } = await openStore(t, { dedupeWindowMax: 2 });
+  const results = await store.apply([
+    commandEntry(1, putCmd('a', 'v'), 'r1'),
+    commandEntry(2, putCmd('a', 'v'), 'r1'),
+    commandEntry(3, putCmd('b', 'v'), 'r2'),
+    commandEntry(4, putCmd('c', 'v'), 'r3'),
+    commandEntry(5, putCmd('a', 'v'), 'r1'),
+  ]);
+  t.same(results[1], results[0], 'the retry in the same call answers the first result');
+  t.equal(store.revision(), 4, 'r1 left the window when r3 came in, so its last retry was applied again');
+  t.equal((await store.get('a')).kv?.version, 2);
+});
+
+void t.test('a store restored from a snapshot remembers exactly the snapshot ids', async (t) => {
+  const { store: source } = await openStore(t, { dedupeWindowMax: 3 });
+  let index = 0;
+  for (const id of ['s1', 's2', 's3', 's4']) await source.apply([commandEntry(++index, putCmd(id, 'v'), id)]);
+  const { index: snapIndex, data } = await source.snapshotWithIndex();
+  const { store: target } = await openStore(t, { dedupeWindowMax: 3 });
+  // The target had its own ids before the restore; none of them may survive it.
+  await target.apply([commandEntry(1, putCmd('x', 'v'), 'mine')]);
+  await target.restore({ metadata: { index: snapIndex, term: 1, conf: { voters: ['n1'], learners: [] } }, data });
+  const revision = target.revision();
+  await target.apply([commandEntry(snapIndex + 1, putCmd('s4', 'v'), 's4')]);
+  t.equal(target.revision(), revision, 's4 is remembered after the restore');
+  await target.apply([commandEntry(snapIndex + 2, putCmd('x', 'v'), 'mine')]);
+  t.equal(target.revision(), revision + 1, "the target's own id did not survive the restore");
+  await target.apply([commandEntry(snapIndex + 3, putCmd('s1', 'v'), 's1')]);
+  t.equal(target.revision(), revision + 2, 's1 had left the window before the snapshot');
+});

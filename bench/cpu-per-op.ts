@@ -1,0 +1,75 @@
+// CPU per operation of each node of a real three-node Keel cluster: put c64 and linearizable read c64 (the bench's
+// workloads), with each node's process CPU time (/proc/<pid>/stat utime+stime) read before and after each step.
+// On a shared machine CPU per op is a steadier figure than req/s. `--root <dir>` runs another build's dist
+// (A/B: a checkout of the old commit, built), `--profile <dir>` writes node --cpu-prof profiles of every node.
+// `--rate N` drives a fixed N req/s instead of a closed loop, so two builds compared under a busy machine batch
+// alike (CPU per op depends on the batch size, and so on the throughput, in a closed loop).
+// Usage: node dist/bench/cpu-per-op.js [--seconds 8] [--warmup 2] [--rounds 1] [--rate N] [--root DIR]
+//        [--profile DIR] [--put-only | --read-only] [--keep]
+import { readFileSync } from 'node:fs';
+import type { BenchCluster } from './lib/cluster.js';
+import { monotonicUs } from './lib/cpu-profile.js';
+import { closeHttp, sendOk, sleep, type HttpRequest } from './lib/http.js';
+import { startKeelCluster } from './lib/keel-cluster.js';
+import type { Measurement } from './lib/load.js';
+import { Supervisor } from './lib/supervisor.js';
+import { keySpace, valueBytes } from './scenarios/put.js';
+import { runLoad } from './lib/load.js';
+
+const argv = process.argv.slice(2);
+const option = (name: string): string | undefined => {
+  const at = argv.indexOf(`--${name}`);
+  return at < 0 ? undefined : argv[at + 1];
+};
+const seconds = Number(option('seconds') ?? 8);
+const warmupSeconds = Number(option('warmup') ?? 2);
+const root = option('root');
+const profileDir = option('profile');
+const ticksPerSecond = 100;
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+}
+
+async function measure(cluster: BenchCluster, label: string, run: () => Promise<Measurement>): Promise<void> {
+  const leader = await cluster.leader(15_000);
+  const before = cluster.nodes.map((n) => cpuSeconds(n.child.pid));
+  const fromUs = monotonicUs();
+  const m = await run();
+  const toUs = monotonicUs();
+  const after = cluster.nodes.map((n) => cpuSeconds(n.child.pid));
+  const perOp = cluster.nodes.map((n, i) => ({ id: n.id, us: ((after[i]! - before[i]!) * 1e6) / Math.max(1, m.count) }));
+  const total = perOp.reduce((sum, p) => sum + p.us, 0);
+  const cells = perOp.map((p) => `${p.id}${p.id === leader.id ? '*' : ''} ${p.us.toFixed(0)}`).join(', ');
+  process.stdout.write(
+    `${label}: ${Math.round(m.rps ?? 0)} req/s, p50 ${(m.p50Ms ?? 0).toFixed(2)} p99 ${(m.p99Ms ?? 0).toFixed(2)} ms, ` +
+      `CPU us/op ${cells} (sum ${total.toFixed(0)}), non2xx ${m.non2xx}, window ${fromUs} ${toUs}\n`,
+  );
+}
+
+const supervisor = new Supervisor();
+supervisor.keepDirs = argv.includes('--keep');
+try {
+  const cluster = await startKeelCluster(supervisor, { ...(root !== undefined && { root }), ...(profileDir !== undefined && { cpuProfDir: profileDir }) });
+  const leader = await cluster.leader(30_000);
+  await sleep(1000);
+  const rate = option('rate') === undefined ? {} : { overallRate: Number(option('rate')) };
+  const load = async (build: (n: number) => HttpRequest): Promise<Measurement> => {
+    const base = { url: leader.clientUrl, connections: 64, build, ...rate };
+    if (warmupSeconds > 0) await runLoad({ ...base, seconds: warmupSeconds });
+    return runLoad({ ...base, seconds });
+  };
+  const value = 'v'.repeat(valueBytes);
+  await sendOk(leader.clientUrl, cluster.api.put('bench/read', 'r'.repeat(valueBytes)));
+  const rounds = Number(option('rounds') ?? 1);
+  for (let r = 0; r < rounds; r++) {
+    if (!argv.includes('--read-only')) await measure(cluster, 'put c64', () => load((n) => cluster.api.put(`bench/put/${n % keySpace}`, value)));
+    if (!argv.includes('--put-only')) await measure(cluster, 'read c64', () => load(() => cluster.api.read('bench/read', false)));
+  }
+  await cluster.stop();
+} finally {
+  await closeHttp();
+  await supervisor.cleanup();
+}
