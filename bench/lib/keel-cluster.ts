@@ -12,10 +12,12 @@ import type { Supervisor } from './supervisor.js';
 export interface KeelClusterOptions {
   /** Start every node with `node --cpu-prof --cpu-prof-dir <dir>/<id>` (profiles are written on a graceful stop). */
   readonly cpuProfDir?: string;
+  /** Another build's dist/bin/keel.js (A/B runs of two builds with one script); default: this checkout's. */
+  readonly keelBin?: string;
 }
 
 export async function startKeelCluster(supervisor: Supervisor, options: KeelClusterOptions = {}): Promise<BenchCluster> {
-  const keelBin = path.join(repoRoot(), 'dist', 'bin', 'keel.js');
+  const keelBin = options.keelBin ?? path.join(repoRoot(), 'dist', 'bin', 'keel.js');
   if (!existsSync(keelBin)) throw new Error(`${keelBin} is missing: run \`npm run build\` first`);
   const dir = supervisor.tempDir('keel-bench-');
   const ids = ['n1', 'n2', 'n3'];
