@@ -1,7 +1,8 @@
 // The driver runs the pure core against real I/O. One loop handles one Ready at a time, in the order the core
 // requires: persist (one batch, synced when the Ready says so) → send → apply → advance, except that a leader's
 // appends and heartbeats leave before its own write (sendsBeforePersist in ready.ts), so the followers' fsyncs
-// overlap the leader's instead of following it. While a Ready is being
+// overlap the leader's instead of following it, and committed entries already durable here are applied while
+// the write runs (a commit-only hard state is not written on its own at all: see persist()). While a Ready is being
 // persisted, incoming messages, ticks and proposals keep stepping the core; they pile up in its next Ready, so
 // many proposals share one fsync (group commit) and one AppendEntries per follower (batching).
 //
@@ -145,7 +146,7 @@ export class RaftDriver extends EventEmitter {
       this.counters.proposalsFailed++;
       return Promise.reject(err);
     }
-    this.schedule();
+    this.schedule(true);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pendingProposals.delete(ticket.index);
@@ -259,19 +260,18 @@ export class RaftDriver extends EventEmitter {
         this.emit('peerRtt', { peer: message.from, ms: this.options.clock.nowMs() - sentAt });
       }
     }
-    this.guard(() => this.node.step(message));
-    this.schedule();
+    this.guard(() => this.node.step(message), true);
   }
 
   /** Runs `fn` on the core; a thrown error is a bug (or a broken disk) and stops the node. */
-  private guard(fn: () => void): void {
+  private guard(fn: () => void, soon = false): void {
     if (this.fatal !== null) return;
     try {
       fn();
     } catch (err) {
       this.die(err);
     }
-    this.schedule();
+    this.schedule(soon);
   }
 
   private die(err: unknown): void {
@@ -284,16 +284,25 @@ export class RaftDriver extends EventEmitter {
     this.options.onFatal(err);
   }
 
-  private schedule(): void {
+  /**
+   * Starts the loop if the core has a Ready and no loop runs. `soon` (a proposal, a peer message: the write path)
+   * starts it at the end of the current callback (a microtask) instead of after the poll phase (setImmediate),
+   * saving one event-loop hop on each of the leader's propose, the follower's append and the leader's ack.
+   * Messages decoded from one socket read are all stepped before it runs; proposals arriving while a Ready is
+   * being written still pile up into the next one (group commit).
+   */
+  private schedule(soon = false): void {
     if (this.scheduled || this.running || this.fatal !== null) return;
     if (!this.node.hasReady()) return;
     this.scheduled = true;
     traceMark('schedule');
-    setImmediate(() => {
+    const run = (): void => {
       traceMark('loop.start');
       this.scheduled = false;
       this.loopDone = this.runLoop();
-    });
+    };
+    if (soon) queueMicrotask(run);
+    else setImmediate(run);
   }
 
   private async runLoop(): Promise<void> {
