@@ -16,10 +16,12 @@ export interface KeelClusterOptions {
   readonly cpuProfDir?: string;
   /** Another build's package root (its dist/bin/keel.js runs): A/B runs of an old and a new build. */
   readonly root?: string;
+  /** Another build's dist/bin/keel.js (A/B runs of two builds with one script); wins over `root`. */
+  readonly keelBin?: string;
 }
 
 export async function startKeelCluster(supervisor: Supervisor, options: KeelClusterOptions = {}): Promise<BenchCluster> {
-  const keelBin = path.join(options.root ?? repoRoot(), 'dist', 'bin', 'keel.js');
+  const keelBin = options.keelBin ?? path.join(options.root ?? repoRoot(), 'dist', 'bin', 'keel.js');
   if (!existsSync(keelBin)) throw new Error(`${keelBin} is missing: run \`npm run build\` first`);
   const dir = supervisor.tempDir('keel-bench-');
   const ids = ['n1', 'n2', 'n3'];

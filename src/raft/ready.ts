@@ -4,7 +4,9 @@
 //      write `hardState`; all in one batch, synced when `mustSync`;
 //   2. send `messages` (only now: a vote or an append ack must never leave before what it promises is durable);
 //      the messages for which sendsBeforePersist() holds may instead leave before step 1, in parallel with it;
-//   3. apply: if `snapshot`, restore the state machine from it; then apply `committedEntries` in order;
+//   3. apply: if `snapshot`, restore the state machine from it; then apply `committedEntries` in order
+//      (committed entries already in the durable log may be applied while step 1 runs: they are on a quorum's
+//      disks and in this node's, and committed entries are never truncated);
 //      answer `readStates` once appliedIndex >= their index, and fail `droppedReads` as unavailable;
 //   4. call `advance()`.
 // A second `ready()` before `advance()` is a bug and throws.

@@ -19,6 +19,7 @@
 import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
 import { assert } from '../util/assert.js';
+import { traceMark } from '../util/latency-trace.js';
 import { KeelError, isKeelError } from '../util/errors.js';
 import type { StoreEvent } from './commands.js';
 import { checkCount, checkKey } from './commands.js';
@@ -117,6 +118,7 @@ export class WatchHub {
     assert(revision > this.published, `published revisions strictly increase (${revision} after ${this.published})`);
     this.published = revision;
     if (this.all.size === 0) return;
+    traceMark('watch.publish');
     const matched = new Map<Watcher, StoreEvent[]>();
     const add = (watcher: Watcher, event: StoreEvent): void => {
       const list = matched.get(watcher);

@@ -12,6 +12,7 @@ import { isKeelError, KeelError } from '../../util/errors.js';
 import { watchQuerySchema, type WatchQuery } from '../schemas/kv.js';
 import { isHiddenKey } from '../auth-hook.js';
 import { keyOf } from './kv.js';
+import { traceMark } from '../../util/latency-trace.js';
 
 const progressMsDefault = 10_000;
 /** A consumer that does not read for this long is cut off (every wait has a bound). */
@@ -44,6 +45,7 @@ class StreamWriter {
       ? lines.map((line) => `${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(line)}\n\n`).join('')
       : lines.map((line) => `${JSON.stringify(line)}\n`).join('');
     this.lastWriteMs = performance.now();
+    traceMark('watch.write');
     if (this.raw.write(text)) return true;
     this.isBusy = true;
     return new Promise((resolve) => {

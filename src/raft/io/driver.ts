@@ -1,7 +1,8 @@
 // The driver runs the pure core against real I/O. One loop handles one Ready at a time, in the order the core
 // requires: persist (one batch, synced when the Ready says so) → send → apply → advance, except that a leader's
 // appends and heartbeats leave before its own write (sendsBeforePersist in ready.ts), so the followers' fsyncs
-// overlap the leader's instead of following it. While a Ready is being
+// overlap the leader's instead of following it, and committed entries already durable here are applied while
+// the write runs (a commit-only hard state is not written on its own at all: see persist()). While a Ready is being
 // persisted, incoming messages, ticks and proposals keep stepping the core; they pile up in its next Ready, so
 // many proposals share one fsync (group commit) and one AppendEntries per follower (batching).
 //
@@ -12,12 +13,13 @@ import { assert } from '../../util/assert.js';
 import type { Clock } from '../../util/clock.js';
 import { KeelError, mayHaveApplied, notApplied } from '../../util/errors.js';
 import type { Logger } from '../../util/logger.js';
+import { latencyTraceEnabled, traceMark } from '../../util/latency-trace.js';
 import type { PeerMessage } from '../messages.js';
 import type { RaftNode, RaftStatus } from '../raft.js';
 import type { Ready } from '../ready.js';
 import { sendsBeforePersist } from '../ready.js';
 import type { StateMachine } from '../state-machine.js';
-import type { ConfChange, ConfState, Entry, Index, NodeId, SoftState, Term } from '../types.js';
+import type { ConfChange, ConfState, Entry, HardState, Index, NodeId, SoftState, Term } from '../types.js';
 import type { DurableLogStorage } from '../storage.js';
 import type { Transport } from './transport.js';
 
@@ -90,6 +92,8 @@ export class RaftDriver extends EventEmitter {
   /** The snapshot being exported and written off the loop (at most one), or null. */
   private snapshotInFlight: Promise<void> | null = null;
   private softState: SoftState;
+  /** The newest hard state whose change was only its commit index, not written yet (see persist()). */
+  private unsavedHardState: HardState | null = null;
   private readonly heartbeatSentAt = new Map<NodeId, number>();
 
   constructor(options: DriverOptions) {
@@ -134,6 +138,7 @@ export class RaftDriver extends EventEmitter {
 
   private track(append: () => { index: Index; term: Term }): Promise<unknown> {
     if (this.closed) return Promise.reject(notApplied('node is shutting down'));
+    traceMark('propose');
     let ticket: { index: Index; term: Term };
     try {
       ticket = append();
@@ -141,7 +146,7 @@ export class RaftDriver extends EventEmitter {
       this.counters.proposalsFailed++;
       return Promise.reject(err);
     }
-    this.schedule();
+    this.schedule(true);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pendingProposals.delete(ticket.index);
@@ -209,6 +214,7 @@ export class RaftDriver extends EventEmitter {
     this.ticker = null;
     await this.loopDone;
     await this.snapshotInFlight;
+    await this.flushHardState().catch((err: unknown) => this.options.logger.warn({ err }, 'could not write the last commit index at shutdown'));
     this.failEverything(() => notApplied('node is shutting down'), () => mayHaveApplied('node shut down before the proposal was applied'));
   }
 
@@ -246,6 +252,7 @@ export class RaftDriver extends EventEmitter {
 
   private onPeerMessage(message: PeerMessage): void {
     if (this.closed) return;
+    if (latencyTraceEnabled) traceMessages('recv', [message]);
     if (message.type === 'heartbeatResp') {
       const sentAt = this.heartbeatSentAt.get(message.from);
       if (sentAt !== undefined) {
@@ -253,19 +260,18 @@ export class RaftDriver extends EventEmitter {
         this.emit('peerRtt', { peer: message.from, ms: this.options.clock.nowMs() - sentAt });
       }
     }
-    this.guard(() => this.node.step(message));
-    this.schedule();
+    this.guard(() => this.node.step(message), true);
   }
 
   /** Runs `fn` on the core; a thrown error is a bug (or a broken disk) and stops the node. */
-  private guard(fn: () => void): void {
+  private guard(fn: () => void, soon = false): void {
     if (this.fatal !== null) return;
     try {
       fn();
     } catch (err) {
       this.die(err);
     }
-    this.schedule();
+    this.schedule(soon);
   }
 
   private die(err: unknown): void {
@@ -278,14 +284,25 @@ export class RaftDriver extends EventEmitter {
     this.options.onFatal(err);
   }
 
-  private schedule(): void {
+  /**
+   * Starts the loop if the core has a Ready and no loop runs. `soon` (a proposal, a peer message: the write path)
+   * starts it at the end of the current callback (a microtask) instead of after the poll phase (setImmediate),
+   * saving one event-loop hop on each of the leader's propose, the follower's append and the leader's ack.
+   * Messages decoded from one socket read are all stepped before it runs; proposals arriving while a Ready is
+   * being written still pile up into the next one (group commit).
+   */
+  private schedule(soon = false): void {
     if (this.scheduled || this.running || this.fatal !== null) return;
     if (!this.node.hasReady()) return;
     this.scheduled = true;
-    setImmediate(() => {
+    traceMark('schedule');
+    const run = (): void => {
+      traceMark('loop.start');
       this.scheduled = false;
       this.loopDone = this.runLoop();
-    });
+    };
+    if (soon) queueMicrotask(run);
+    else setImmediate(run);
   }
 
   private async runLoop(): Promise<void> {
@@ -295,8 +312,10 @@ export class RaftDriver extends EventEmitter {
       while (this.fatal === null && this.node.hasReady()) {
         const rd = this.node.ready();
         this.counters.readyLoops++;
+        if (latencyTraceEnabled) traceReady(rd);
         await this.handleReady(rd);
         this.node.advance();
+        traceMark('advanced');
         this.afterAdvance();
         this.maybeSnapshot();
       }
@@ -316,11 +335,18 @@ export class RaftDriver extends EventEmitter {
     this.sendMessages(early);
     // A received snapshot replaces the log: a local snapshot still being written must land (or be dropped) first.
     if (rd.snapshot !== null) await this.snapshotInFlight;
-    // 1. persist: a vote or an append ack must never leave before what it promises is durable.
-    if (rd.snapshot !== null || rd.entries.length > 0 || rd.hardState !== null) {
-      const startMs = this.options.clock.nowMs();
-      await this.options.storage.save({ hardState: rd.hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync);
-      this.emit('persisted', { sync: rd.mustSync, durationMs: this.options.clock.nowMs() - startMs });
+    // Committed entries already durable in this node's log are applied while this Ready's own write runs (ready.ts):
+    // on a leader at low load that write is just the new commit index, so the answer no longer waits for it.
+    const applying = this.applyWhileWriting(rd);
+    // Handled below (awaited after the write); this only keeps a failure meanwhile from counting as unhandled.
+    applying?.catch(() => undefined);
+    try {
+      // 1. persist: a vote or an append ack must never leave before what it promises is durable.
+      await this.persist(rd);
+    } catch (err) {
+      // A failed write stops the node; the apply in flight still ends before the loop gives up (no overlap).
+      if (applying !== null) await applying.catch(() => undefined);
+      throw err;
     }
     // 2. send the rest (votes, acks: what they promise is durable now).
     this.sendMessages(late);
@@ -331,19 +357,65 @@ export class RaftDriver extends EventEmitter {
       this.lastSnapshotIndex = rd.snapshot.metadata.index;
       this.failProposalsUpTo(rd.snapshot.metadata.index);
     }
-    if (rd.committedEntries.length > 0) await this.applyEntries(rd.committedEntries);
+    if (applying !== null) await applying;
+    else if (rd.committedEntries.length > 0) await this.applyEntries(rd.committedEntries);
     for (const context of rd.droppedReads) this.failRead(context);
     for (const state of rd.readStates) this.onReadState(state.context, state.index);
+  }
+
+  /**
+   * Writes the Ready's snapshot, entries and hard state in one batch. A hard state that changed only its commit
+   * index (no entries, no snapshot, no term or vote change: mustSync false) is not written on its own: it is kept
+   * and goes into the next batch (or the write at close()). The commit index promises nothing to anyone and is
+   * written without fsync anyway (as etcd does); a node that restarts with an older one takes the state
+   * machine's applied index as committed (raft.ts) and learns the rest from the leader. This saves a LevelDB
+   * write per commit on every node, which was on the path of every answer (the apply waited for it).
+   */
+  private async persist(rd: Ready): Promise<void> {
+    if (rd.snapshot === null && rd.entries.length === 0 && !rd.mustSync) {
+      if (rd.hardState !== null) this.unsavedHardState = rd.hardState;
+      return;
+    }
+    const hardState = rd.hardState ?? this.unsavedHardState;
+    traceMark(rd.mustSync ? 'persist.start' : 'persist.nosync.start');
+    const startMs = this.options.clock.nowMs();
+    await this.options.storage.save({ hardState, entries: rd.entries, snapshot: rd.snapshot }, rd.mustSync);
+    this.emit('persisted', { sync: rd.mustSync, durationMs: this.options.clock.nowMs() - startMs });
+    traceMark(rd.mustSync ? 'persist.end' : 'persist.nosync.end');
+    this.unsavedHardState = null;
+  }
+
+  /** Writes a commit-only hard state kept back by persist(), at shutdown. */
+  private async flushHardState(): Promise<void> {
+    const hardState = this.unsavedHardState;
+    if (hardState === null || this.fatal !== null) return;
+    await this.options.storage.save({ hardState, entries: [], snapshot: null }, false);
+    this.unsavedHardState = null;
+  }
+
+  /**
+   * Starts applying the Ready's committed entries at once if all of them are already in the durable log (their
+   * index <= storage.lastIndex(), which moves only after a write landed; committed entries are never truncated),
+   * so the apply overlaps the Ready's own write; null when there is nothing to apply or an entry is not durable
+   * yet (a follower may learn a commit index covering entries of this very Ready): those wait for the write.
+   */
+  private applyWhileWriting(rd: Ready): Promise<void> | null {
+    const last = rd.committedEntries[rd.committedEntries.length - 1];
+    if (last === undefined || rd.snapshot !== null || last.index > this.options.storage.lastIndex()) return null;
+    return this.applyEntries(rd.committedEntries);
   }
 
   private sendMessages(messages: readonly PeerMessage[]): void {
     if (messages.length === 0) return;
     this.notePlainHeartbeats(messages);
     this.options.transport.send(messages);
+    if (latencyTraceEnabled) traceMessages('sent', messages);
   }
 
   private async applyEntries(entries: readonly Entry[]): Promise<void> {
+    traceMark('apply.start');
     const results = await this.options.stateMachine.apply(entries);
+    traceMark('apply.end');
     assert(results.length === entries.length, 'state machine returned a result count different from the entries');
     entries.forEach((entry, i) => {
       this.counters.entriesApplied++;
@@ -354,6 +426,7 @@ export class RaftDriver extends EventEmitter {
       clearTimeout(pending.timer);
       if (pending.term === entry.term) {
         this.counters.proposalsCommitted++;
+        traceMark('resolve');
         pending.resolve(results[i]);
       } else {
         // Another leader's entry took this index: ours was never committed anywhere.
@@ -472,4 +545,17 @@ export class RaftDriver extends EventEmitter {
     const ms = Math.round(this.options.clock.nowMs() - startedMs);
     this.options.logger.info({ index, bytes: data.byteLength, ms }, 'snapshot taken off the loop, log compacted');
   }
+}
+
+/** Latency trace marks for appends that carry entries and their acks (bench/latency-trace.ts). */
+function traceMessages(what: 'sent' | 'recv', messages: readonly PeerMessage[]): void {
+  for (const m of messages) {
+    if (m.type === 'append' && m.entries.length > 0) traceMark(`${what}.append`);
+    else if (m.type === 'appendResp') traceMark(`${what}.appendResp`);
+  }
+}
+
+function traceReady(rd: Ready): void {
+  if (rd.entries.length > 0) traceMark('ready.entries');
+  if (rd.committedEntries.length > 0) traceMark('ready.commit');
 }
