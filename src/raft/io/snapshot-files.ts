@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { CodecError, decodeSnapshot, encodeSnapshot, encodeSnapshotMetadata } from '../codec.js';
+import { CodecError, decodeSnapshot, decodeSnapshotMetadata, encodeSnapshot, encodeSnapshotMetadata } from '../codec.js';
 import type { Snapshot, SnapshotMetadata } from '../types.js';
 
 const suffix = '.snap';
@@ -72,7 +72,11 @@ export class SnapshotFiles {
       if (!(err instanceof CodecError)) throw err;
       throw new CodecError(`snapshot file ${file}: ${err.message}`, { cause: err });
     }
-    if (!sameBytes(encodeSnapshotMetadata(snapshot.metadata), encodeSnapshotMetadata(metadata))) {
+    const recorded = encodeSnapshotMetadata(metadata);
+    // msgpackr keeps the last buffer it decoded until the next decode: decoding this small record lets the file's
+    // bytes go now (they would otherwise stay resident until the node decodes its next message or entry).
+    decodeSnapshotMetadata(recorded);
+    if (!sameBytes(encodeSnapshotMetadata(snapshot.metadata), recorded)) {
       throw new CodecError(`snapshot file ${file} holds the snapshot at ${snapshot.metadata.index}/${snapshot.metadata.term}, not the one recorded`);
     }
     return snapshot;
