@@ -337,10 +337,9 @@ async function openDurableState(
     logger: logger.child({ component: 'store' }),
     ...(cluster.debug === true ? { recordApplied: true } : {}),
   });
-  const snapshot = storage.snapshot();
-  if (store.appliedIndex() < snapshot.metadata.index) {
+  if (store.appliedIndex() < storage.snapshotMetadata().index) {
     // A crash after a received snapshot was persisted but before the store was restored from it.
-    await store.restore(snapshot);
+    await store.restore(storage.snapshot());
   }
   await loadAppliedMembers(store, directory);
   return { storage, store };

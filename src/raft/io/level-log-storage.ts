@@ -1,7 +1,9 @@
 // LevelLogStorage: the durable Raft log on LevelDB (classic-level).
 //
 // Reads are synchronous, as the core needs them: they are served from an in-memory mirror (a MemoryLogStorage)
-// of everything on disk since the last compaction, plus the latest snapshot. Writes are asynchronous: each one is
+// of everything on disk since the last compaction, plus the latest snapshot's metadata. The snapshot's data (a copy
+// of the whole store, tens of MB) is not held: it lives in its own file (snapshot-files.ts) and snapshot() reads it
+// back on demand, which the core does only to send a snapshot to a lagging follower. Writes are asynchronous: each one is
 // ONE LevelDB batch (synced when asked), and the mirror changes only after the batch has been written, so the core
 // never reads anything that is not on disk. Reusing MemoryLogStorage as the mirror means both implementations share
 // one set of log semantics, which the contract suite (test/contract/log-storage.test.ts) pins down.
@@ -9,20 +11,27 @@
 // On-disk layout (one database per node, owned by this class; any other key is a sign of corruption):
 //   'e' + 8-byte big-endian index   an entry (fixed width, so LevelDB's key order is index order)
 //   'h'                             the hard state
-//   's'                             the latest snapshot (metadata and data)
+//   's'                             the latest snapshot's metadata; its data is the file
+//                                   snap/<index>-<term>.snap inside the log directory, written (and fsynced)
+//                                   before this record. Logs written before that hold a whole snapshot record
+//                                   here (metadata and data): open() moves its data to a file.
 //   'c'                             the compaction point: index and term of the last discarded entry, stored
 //                                   as an empty normal entry (it becomes the mirror's dummy entry)
 // Every value is a codec record with its own checksum. open() reads and verifies all of it before serving
 // anything; a record that is corrupt, truncated or out of place makes it throw CorruptLogError (RELIABILITY S18).
+import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { assert, assertIndex } from '../../util/assert.js';
 import { systemClock, type Clock } from '../../util/clock.js';
-import { CodecError, decodeEntry, decodeHardState, decodeSnapshot, encodeEntry, encodeHardState, encodeSnapshot } from '../codec.js';
+import {
+  CodecError, decodeEntry, decodeHardState, decodeSnapshot, decodeSnapshotMetadata, encodeEntry, encodeHardState, encodeSnapshotMetadata,
+} from '../codec.js';
 import type { DurableLogStorage, InitialState, LogWrite } from '../storage.js';
 import { MemoryLogStorage } from '../storage.js';
-import type { ConfState, Entry, HardState, Index, Snapshot, Term } from '../types.js';
+import type { ConfState, Entry, HardState, Index, Snapshot, SnapshotMetadata, Term } from '../types.js';
 import { emptyHardState, emptySnapshot } from '../types.js';
 import { writeBatch } from '../../util/level-batch.js';
+import { SnapshotFiles } from './snapshot-files.js';
 
 /** The log on disk cannot be trusted: the node must not start from it. */
 export class CorruptLogError extends Error {
@@ -84,14 +93,17 @@ const sameKey = (a: Uint8Array, b: Uint8Array): boolean => a.byteLength === b.by
 /** Everything read back from disk, before it is cross-checked. */
 interface Loaded {
   hardState: HardState;
-  snapshot: Snapshot | null;
+  /** The snapshot record: metadata only, or (a log from an older version) metadata and data. */
+  snapshot: SnapshotMetadata | Snapshot | null;
   compaction: Entry | null;
   entries: Entry[];
 }
 
 export class LevelLogStorage implements DurableLogStorage {
   private readonly db: Db;
+  /** The log as on disk, except that its snapshot carries no data (that stays in `files`). */
   private readonly mirror: MemoryLogStorage;
+  private readonly files: SnapshotFiles;
   private readonly clock: Clock;
   private readonly counters = { batches: 0, fsyncs: 0, bytesWritten: 0, lastFsyncMs: 0, fsyncMsTotal: 0 };
   /** Tail of the write chain; every write starts after the previous one settled. */
@@ -101,9 +113,10 @@ export class LevelLogStorage implements DurableLogStorage {
   private failure: unknown = null;
   private isClosed = false;
 
-  private constructor(db: Db, mirror: MemoryLogStorage, options: LevelLogStorageOptions) {
+  private constructor(db: Db, mirror: MemoryLogStorage, files: SnapshotFiles, options: LevelLogStorageOptions) {
     this.db = db;
     this.mirror = mirror;
+    this.files = files;
     this.clock = options.clock ?? systemClock;
   }
 
@@ -122,8 +135,11 @@ export class LevelLogStorage implements DurableLogStorage {
       throw new Error(`cannot open the Raft log in ${dir}`, { cause: err });
     }
     try {
-      const mirror = buildMirror(await load(db, dir), dir);
-      return new LevelLogStorage(db, mirror, options);
+      const loaded = await load(db, dir);
+      const mirror = buildMirror(loaded, dir);
+      const files = new SnapshotFiles(path.join(dir, 'snap'));
+      await settleSnapshotFile(db, files, loaded.snapshot, dir);
+      return new LevelLogStorage(db, mirror, files, options);
     } catch (err) {
       await db.close();
       throw err;
@@ -152,8 +168,21 @@ export class LevelLogStorage implements DurableLogStorage {
     return this.mirror.lastIndex();
   }
 
+  /** The latest snapshot, its data read from its file now (and not kept). Throws CorruptLogError if unreadable. */
   snapshot(): Snapshot {
-    return this.mirror.snapshot();
+    const held = this.mirror.snapshot();
+    if (held.metadata.index === 0) return held;
+    try {
+      return this.files.read(held.metadata);
+    } catch (err) {
+      if (!(err instanceof CodecError)) throw err;
+      throw new CorruptLogError(`corrupt Raft log: ${err.message}`, { cause: err });
+    }
+  }
+
+  /** The latest snapshot's metadata, without reading its data. */
+  snapshotMetadata(): SnapshotMetadata {
+    return this.mirror.snapshot().metadata;
   }
 
   // ---- writes ------------------------------------------------------------------------------------------------
@@ -166,10 +195,13 @@ export class LevelLogStorage implements DurableLogStorage {
     return this.serialize(async () => {
       const ops = this.planSave(write);
       if (ops.length === 0) return;
+      // The data first: the batch below is what makes the snapshot current, and it must find its file there.
+      if (write.snapshot !== null) await this.writeFile(write.snapshot);
       await this.commit(ops, sync);
-      if (write.snapshot !== null) this.mirror.applySnapshot(write.snapshot);
+      if (write.snapshot !== null) this.mirror.applySnapshot({ metadata: write.snapshot.metadata, data: noData });
       this.mirror.append(write.entries);
       if (write.hardState !== null) this.mirror.setHardState(write.hardState);
+      if (write.snapshot !== null) await this.removeOlderFiles();
     });
   }
 
@@ -180,9 +212,12 @@ export class LevelLogStorage implements DurableLogStorage {
       assert(index > current, `snapshot at ${index} is not newer than ${current}`);
       assert(index <= this.mirror.lastIndex(), `snapshot at ${index} beyond last ${this.mirror.lastIndex()}`);
       const snapshot: Snapshot = { metadata: { index, term: this.mirror.term(index), conf }, data };
-      // Synced: once entries are compacted, this record is the only thing standing for them.
-      await this.commit([{ type: 'put', key: snapshotKey, value: encodeSnapshot(snapshot) }], true);
-      return this.mirror.createSnapshot(index, conf, data);
+      await this.writeFile(snapshot);
+      // Synced: once entries are compacted, this record (and its file) is the only thing standing for them.
+      await this.commit([{ type: 'put', key: snapshotKey, value: encodeSnapshotMetadata(snapshot.metadata) }], true);
+      this.mirror.createSnapshot(index, conf, noData);
+      await this.removeOlderFiles();
+      return snapshot;
     });
   }
 
@@ -228,7 +263,7 @@ export class LevelLogStorage implements DurableLogStorage {
     if (snapshot !== null) {
       const current = this.mirror.snapshot().metadata.index;
       assert(snapshot.metadata.index >= current, `snapshot at ${snapshot.metadata.index} older than the one at ${current}`);
-      ops.push({ type: 'put', key: snapshotKey, value: encodeSnapshot(snapshot) });
+      ops.push({ type: 'put', key: snapshotKey, value: encodeSnapshotMetadata(snapshot.metadata) });
       const point = compactionPoint(snapshot.metadata.index, snapshot.metadata.term);
       ops.push({ type: 'put', key: compactionKey, value: encodeEntry(point) });
       for (let i = offset + 1; i <= last; i++) ops.push({ type: 'del', key: entryKey(i) });
@@ -254,6 +289,27 @@ export class LevelLogStorage implements DurableLogStorage {
       ops.push({ type: 'put', key: hardStateKey, value: encodeHardState(hardState) });
     }
     return ops;
+  }
+
+  private async writeFile(snapshot: Snapshot): Promise<void> {
+    try {
+      await this.files.write(snapshot);
+    } catch (err) {
+      this.failure = err;
+      throw new Error('Raft snapshot file write failed', { cause: err });
+    }
+  }
+
+  /**
+   * Deletes the files of snapshots older than the mirror's, once the batch replacing them landed (until then
+   * snapshot() may still read them). Best effort: a file left behind is removed at the next open.
+   */
+  private async removeOlderFiles(): Promise<void> {
+    try {
+      await this.files.removeExcept(SnapshotFiles.nameOf(this.mirror.snapshot().metadata));
+    } catch {
+      // Harmless: open() removes stray files.
+    }
   }
 
   private async commit(ops: BatchOp[], sync: boolean): Promise<void> {
@@ -292,6 +348,35 @@ export class LevelLogStorage implements DurableLogStorage {
   }
 }
 
+const noData = new Uint8Array(0);
+
+const isSnapshot = (record: SnapshotMetadata | Snapshot): record is Snapshot => 'data' in record;
+
+/**
+ * Makes the snapshot directory match the 's' record: its file must be there and hold exactly that snapshot
+ * (else CorruptLogError); an older log's inline snapshot is moved to a file; any other file is a leftover of a
+ * crash (a snapshot written whose batch never landed, a temporary file, an older snapshot) and is deleted.
+ */
+async function settleSnapshotFile(db: Db, files: SnapshotFiles, record: SnapshotMetadata | Snapshot | null, dir: string): Promise<void> {
+  if (record === null) {
+    await files.removeExcept(null);
+    return;
+  }
+  if (isSnapshot(record)) {
+    await files.write(record);
+    await writeBatch(db, [{ type: 'put', key: snapshotKey, value: encodeSnapshotMetadata(record.metadata) }], true);
+  } else {
+    try {
+      files.read(record);
+    } catch (err) {
+      if (!(err instanceof CodecError)) throw err;
+      throw new CorruptLogError(`corrupt Raft log in ${dir}: ${err.message}`, { cause: err });
+    }
+  }
+  const metadata = isSnapshot(record) ? record.metadata : record;
+  await files.removeExcept(SnapshotFiles.nameOf(metadata));
+}
+
 function compactionPoint(index: Index, term: Term): Entry {
   return { type: 'normal', term, index, data: new Uint8Array(0) };
 }
@@ -302,6 +387,19 @@ function levelErrorCode(err: unknown): string | undefined {
     if (code === 'LEVEL_CORRUPTION') return code;
   }
   return undefined;
+}
+
+const metadataKind = encodeSnapshotMetadata({ index: 0, term: 0, conf: emptySnapshot.metadata.conf })[1];
+
+/** The 's' record: metadata (this version) or a whole snapshot (a log written by an older version). */
+function decodeSnapshotRecord(value: Uint8Array): SnapshotMetadata | Snapshot {
+  try {
+    return decodeSnapshotMetadata(value);
+  } catch (err) {
+    // Byte 1 is the record kind: a damaged metadata record is reported as such, not as a damaged snapshot record.
+    if (!(err instanceof CodecError) || value[1] === metadataKind) throw err;
+    return decodeSnapshot(value);
+  }
 }
 
 /** Reads every record, decoding each one (checksums, shapes); order and consistency are checked afterwards. */
@@ -325,7 +423,7 @@ async function load(db: Db, dir: string): Promise<Loaded> {
       } else if (sameKey(key, hardStateKey)) {
         loaded.hardState = decode('hard state', decodeHardState, value);
       } else if (sameKey(key, snapshotKey)) {
-        loaded.snapshot = decode('snapshot', decodeSnapshot, value);
+        loaded.snapshot = decode('snapshot', decodeSnapshotRecord, value);
       } else if (sameKey(key, compactionKey)) {
         loaded.compaction = decode('compaction point', decodeEntry, value);
       } else {
@@ -347,7 +445,8 @@ async function load(db: Db, dir: string): Promise<Loaded> {
 function buildMirror(loaded: Loaded, dir: string): MemoryLogStorage {
   const corrupt = (why: string): CorruptLogError => new CorruptLogError(`corrupt Raft log in ${dir}: ${why}`);
   const { hardState, entries } = loaded;
-  const snapshot = loaded.snapshot ?? emptySnapshot;
+  const record = loaded.snapshot;
+  const snapshot: Snapshot = record === null ? emptySnapshot : { metadata: isSnapshot(record) ? record.metadata : record, data: noData };
   const point = loaded.compaction ?? compactionPoint(0, 0);
   if (loaded.snapshot === null && point.index > 0) throw corrupt(`entries up to ${point.index} were compacted but no snapshot is stored`);
   if (point.index > snapshot.metadata.index) throw corrupt(`compaction point ${point.index} beyond the snapshot at ${snapshot.metadata.index}`);
@@ -370,11 +469,10 @@ function buildMirror(loaded: Loaded, dir: string): MemoryLogStorage {
 
   const mirror = new MemoryLogStorage();
   if (point.index > 0) {
-    const data = point.index === snapshotIndex ? snapshot.data : new Uint8Array(0);
-    mirror.applySnapshot({ metadata: { index: point.index, term: point.term, conf: snapshot.metadata.conf }, data });
+    mirror.applySnapshot({ metadata: { index: point.index, term: point.term, conf: snapshot.metadata.conf }, data: noData });
   }
   mirror.append(entries);
-  if (snapshotIndex > point.index) mirror.createSnapshot(snapshotIndex, snapshot.metadata.conf, snapshot.data);
+  if (snapshotIndex > point.index) mirror.createSnapshot(snapshotIndex, snapshot.metadata.conf, noData);
   mirror.setHardState(hardState);
   return mirror;
 }
