@@ -3,7 +3,7 @@
 // through their own methods. MemoryLogStorage is the in-memory implementation used by the simulator and tests;
 // the LevelDB one lives in io/.
 import { assert, assertIndex } from '../util/assert.js';
-import type { ConfState, Entry, HardState, Index, Snapshot, Term } from './types.js';
+import type { ConfState, Entry, HardState, Index, Snapshot, SnapshotMetadata, Term } from './types.js';
 import { emptyHardState, emptySnapshot, entryBytes } from './types.js';
 
 export class LogCompactedError extends Error {
@@ -54,6 +54,8 @@ export interface LogWrite {
 
 /** A LogStorage whose writes are asynchronous and durable (the LevelDB one in io/), as the driver uses it. */
 export interface DurableLogStorage extends LogStorage {
+  /** The latest snapshot's metadata, without loading its data (which may live on disk only). */
+  snapshotMetadata(): SnapshotMetadata;
   save(write: LogWrite, sync: boolean): Promise<void>;
   createSnapshot(index: Index, conf: ConfState, data: Uint8Array): Promise<Snapshot>;
   compact(index: Index): Promise<void>;

@@ -100,7 +100,7 @@ export class RaftDriver extends EventEmitter {
     super();
     this.options = options;
     this.node = options.node;
-    this.lastSnapshotIndex = options.storage.snapshot().metadata.index;
+    this.lastSnapshotIndex = options.storage.snapshotMetadata().index;
     this.softState = this.node.softState();
   }
 
