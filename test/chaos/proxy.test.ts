@@ -2,9 +2,10 @@
 // transport and follower forwarding), so cutting a node's proxies really partitions it: an isolated follower can
 // no longer get a write committed through the leader, the majority goes on, and healing restores it. Also: the
 // debug endpoint answers 404 unless the debug flag is on, and dumps applied entries that agree across nodes.
+import { rmSync } from 'node:fs';
 import t from 'tap';
 import { SeededPrng } from '../../src/util/prng.js';
-import { createCluster } from '../helpers/cluster.js';
+import { startCluster } from '../helpers/cluster.js';
 import { startChaosCluster } from './cluster.js';
 import { ChaosHttp } from './workloads/recorder.js';
 import type { AppliedEntry } from './history.js';
@@ -13,7 +14,8 @@ void t.test('proxies carry peer and forwarded traffic; a cut isolates a node; he
   const chaos = await startChaosCluster(3, new SeededPrng(7), 'warn');
   t.teardown(async () => {
     await chaos.close();
-    if (!t.passing()) t.comment(`logs kept in ${chaos.cluster.dir}`);
+    if (t.passing()) rmSync(chaos.cluster.dir, { recursive: true, force: true });
+    else t.comment(`logs kept in ${chaos.cluster.dir}`);
   });
   const { cluster, proxies } = chaos;
   const leader = await cluster.waitForLeader(30_000);
@@ -57,9 +59,7 @@ void t.test('proxies carry peer and forwarded traffic; a cut isolates a node; he
 });
 
 void t.test('the debug endpoint is 404 when the flag is off', async (t) => {
-  const cluster = await createCluster({ nodes: 1 });
-  t.teardown(() => cluster.destroy());
-  cluster.start('n1');
+  const cluster = await startCluster(t, { nodes: 1 });
   await cluster.waitForLeader(30_000);
   const http = new ChaosHttp([{ id: 'n1', address: cluster.node('n1').client }], 5000);
   t.teardown(() => http.close());
