@@ -433,9 +433,9 @@ export class KvStore implements StateMachine {
       // Revisions jump: a live watcher would silently miss the gap, so every watcher ends and reconnects
       // (with fromRevision it catches up from the restored history).
       this.hub.endAll(new KeelError('UNAVAILABLE', 'the store was restored from a snapshot; reconnect'));
+      // Reads are refused while restoring, so the shared read snapshot stays dropped until the import is done.
       await this.reads.invalidate();
       await importSnapshot(this.db, decoded, index);
-      await this.reads.invalidate();
       const view = new ReadView(this.db, null);
       this.state = readState(view);
       assert(this.state.appliedIndex === index, 'the restored appliedIndex is the snapshot index');

@@ -16,34 +16,16 @@ import t, { type Test } from 'tap';
 import type { HttpClient } from '../../src/client.js';
 import { isKeelError } from '../../src/util/errors.js';
 import { freePort, keelBin, sleep, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { runKeel, type CliRun } from '../helpers/keel-cli.js';
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Run = Omit<CliRun, 'ms'>;
 
 const commandTimeoutMs = 20_000;
 
-/** Runs the CLI to completion (optionally with stdin) and returns its output and exit code. */
-function keel(args: readonly string[], input?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [keelBin, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`keel ${args.join(' ')} did not finish within ${commandTimeoutMs} ms`));
-    }, commandTimeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(input ?? '');
-  });
+/** Runs the CLI to completion (optionally with stdin) and returns its output and exit code (compared whole). */
+async function keel(args: readonly string[], input?: string): Promise<Run> {
+  const { code, stdout, stderr } = await runKeel(args, commandTimeoutMs, input);
+  return { code, stdout, stderr };
 }
 
 /** A long-running `keel watch` child: its stdout lines as they come, its exit code when it ends. */

@@ -171,13 +171,7 @@ export class LevelLogStorage implements DurableLogStorage {
   /** The latest snapshot, its data read from its file now (and not kept). Throws CorruptLogError if unreadable. */
   snapshot(): Snapshot {
     const held = this.mirror.snapshot();
-    if (held.metadata.index === 0) return held;
-    try {
-      return this.files.read(held.metadata);
-    } catch (err) {
-      if (!(err instanceof CodecError)) throw err;
-      throw new CorruptLogError(`corrupt Raft log: ${err.message}`, { cause: err });
-    }
+    return held.metadata.index === 0 ? held : readSnapshotFile(this.files, held.metadata, 'corrupt Raft log');
   }
 
   /** The latest snapshot's metadata, without reading its data. */
@@ -366,15 +360,20 @@ async function settleSnapshotFile(db: Db, files: SnapshotFiles, record: Snapshot
     await files.write(record);
     await writeBatch(db, [{ type: 'put', key: snapshotKey, value: encodeSnapshotMetadata(record.metadata) }], true);
   } else {
-    try {
-      files.read(record);
-    } catch (err) {
-      if (!(err instanceof CodecError)) throw err;
-      throw new CorruptLogError(`corrupt Raft log in ${dir}: ${err.message}`, { cause: err });
-    }
+    readSnapshotFile(files, record, `corrupt Raft log in ${dir}`);
   }
   const metadata = isSnapshot(record) ? record.metadata : record;
   await files.removeExcept(SnapshotFiles.nameOf(metadata));
+}
+
+/** Reads the snapshot file for `metadata`; a missing, damaged or foreign file is a corrupt log (`what`: prefix). */
+function readSnapshotFile(files: SnapshotFiles, metadata: SnapshotMetadata, what: string): Snapshot {
+  try {
+    return files.read(metadata);
+  } catch (err) {
+    if (!(err instanceof CodecError)) throw err;
+    throw new CorruptLogError(`${what}: ${err.message}`, { cause: err });
+  }
 }
 
 function compactionPoint(index: Index, term: Term): Entry {
