@@ -5,7 +5,7 @@
 // `--rate N` drives a fixed N req/s instead of a closed loop, so two builds compared under a busy machine batch
 // alike (CPU per op depends on the batch size, and so on the throughput, in a closed loop).
 // Usage: node dist/bench/cpu-per-op.js [--seconds 8] [--warmup 2] [--rounds 1] [--rate N] [--root DIR]
-//        [--profile DIR] [--put-only | --read-only] [--keep]
+//        [--profile DIR] [--put-only | --read-only] [--connections N (default 64)] [--keep]
 import { readFileSync } from 'node:fs';
 import type { BenchCluster } from './lib/cluster.js';
 import { monotonicUs } from './lib/cpu-profile.js';
@@ -25,6 +25,7 @@ const seconds = Number(option('seconds') ?? 8);
 const warmupSeconds = Number(option('warmup') ?? 2);
 const root = option('root');
 const profileDir = option('profile');
+const connections = Number(option('connections') ?? 64);
 const ticksPerSecond = 100;
 
 function cpuSeconds(pid: number): number {
@@ -57,7 +58,7 @@ try {
   await sleep(1000);
   const rate = option('rate') === undefined ? {} : { overallRate: Number(option('rate')) };
   const load = async (build: (n: number) => HttpRequest): Promise<Measurement> => {
-    const base = { url: leader.clientUrl, connections: 64, build, ...rate };
+    const base = { url: leader.clientUrl, connections, build, ...rate };
     if (warmupSeconds > 0) await runLoad({ ...base, seconds: warmupSeconds });
     return runLoad({ ...base, seconds });
   };
@@ -65,8 +66,8 @@ try {
   await sendOk(leader.clientUrl, cluster.api.put('bench/read', 'r'.repeat(valueBytes)));
   const rounds = Number(option('rounds') ?? 1);
   for (let r = 0; r < rounds; r++) {
-    if (!argv.includes('--read-only')) await measure(cluster, 'put c64', () => load((n) => cluster.api.put(`bench/put/${n % keySpace}`, value)));
-    if (!argv.includes('--put-only')) await measure(cluster, 'read c64', () => load(() => cluster.api.read('bench/read', false)));
+    if (!argv.includes('--read-only')) await measure(cluster, `put c${connections}`, () => load((n) => cluster.api.put(`bench/put/${n % keySpace}`, value)));
+    if (!argv.includes('--put-only')) await measure(cluster, `read c${connections}`, () => load(() => cluster.api.read('bench/read', false)));
   }
   await cluster.stop();
 } finally {

@@ -81,7 +81,7 @@ async function streamFromDataDir(dataDir: string, cluster: string): Promise<{ ch
     if ((err as { cause?: { code?: string } }).cause?.code !== 'LEVEL_LOCKED') throw err;
     throw new KeelError('INVALID_ARGUMENT', `${dir} is in use by a running node: stop it first, or save from the running node with --serializable`);
   }
-  return { chunks: store.openBackup(cluster).chunks, close: () => store.close() };
+  return { chunks: (await store.openBackup(cluster)).chunks, close: () => store.close() };
 }
 
 async function verifyFile(file: string): Promise<{ header: BackupHeader; bytes: number }> {

@@ -236,7 +236,7 @@ function authDeps(state: AuthState, proposer: Proposer, driver: RaftDriver, stor
 function leaseAwareStateMachine(store: KvStore, leases: LeaseLayer, authChanged: () => void): StateMachine {
   return {
     appliedIndex: () => store.appliedIndex(),
-    apply: (entries) => store.apply(entries),
+    apply: (entries, answer) => store.apply(entries, answer),
     snapshot: () => store.snapshot(),
     restore: async (snapshot) => {
       await store.restore(snapshot);

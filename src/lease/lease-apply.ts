@@ -1,7 +1,7 @@
 // The lease commands at apply time (store CommandExtensions): lease.grant, lease.keepalive, lease.revoke.
 // Deterministic: they read and write MVCC keys only through the entry's ApplyContext, read no clock, and touch the
-// node-local deadline table only in afterCommit effects (which run once the entry's batch is written, and never
-// for a refused entry).
+// node-local deadline table only in afterCommit effects (which run once the write of the entry's batch is issued,
+// and never for a refused entry).
 //
 //   lease.grant     {id, ttl}            creates `_keel/leases/<id>` = {"id","ttl"}; CONFLICT if it exists
 //   lease.keepalive {ids: [...]}         changes no key (no revision): answers {ttls: [...]} aligned with ids,

@@ -9,8 +9,14 @@ export interface StateMachine {
    * undefined for no-ops and conf entries). Each entry's effects and appliedIndex are persisted together.
    * Entries at or below appliedIndex() are skipped (their result is undefined), so a replay after a restart
    * never applies an entry twice.
+   *
+   * `answer`, when given, may be called once, before the promise settles, with the same results: they are final
+   * (the entries are committed, so a crash before the call ends replays them to the same results) and every read
+   * the state machine serves from then on reflects them. The driver answers the proposers then, without waiting
+   * for the rest of the call (the state machine's own write landing). appliedIndex() still moves only when the
+   * promise resolves.
    */
-  apply(entries: readonly Entry[]): Promise<readonly unknown[]>;
+  apply(entries: readonly Entry[], answer?: (results: readonly unknown[]) => void): Promise<readonly unknown[]>;
   /**
    * A consistent image of the state at appliedIndex() as of the call. The image is fixed synchronously, before
    * the call returns, so apply() may run while the promise is pending (the driver exports snapshots off its loop).

@@ -16,8 +16,9 @@
 //
 // The metadata the store mirrors in memory (StoreState) is tracked as numbers and written once per batch with its
 // final value, only if some entry of the batch moved it (as that entry's own batch would have). Watch events and
-// the effects the layers above register run only after the batch is written (afterWrite), in entry order: a
-// watcher never sees a revision that a crash could take back.
+// the effects the layers above register run once the batch's write is issued (afterWrite), in entry order. The
+// entries are committed Raft entries, so a crash before the write lands cannot take a revision back: the replay
+// rebuilds the very same one; and every read of the database waits for the write to land (kv-store.ts).
 import { assert } from '../util/assert.js';
 import type { BatchOp } from './apply-context.js';
 import type { KV, StoreEvent } from './commands.js';

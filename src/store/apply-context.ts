@@ -99,7 +99,8 @@ export class ApplyContext {
   }
 
   /**
-   * Runs `effect` after the batch holding this entry is written, only if the entry was applied (not refused).
+   * Runs `effect` once the write of the batch holding this entry is issued (reads wait for it to land: see
+   * kv-store.ts), only if the entry was applied (not refused).
    * For the in-memory state of the layers above (lease deadlines, lock waiters): it must not change replicated
    * state and must not throw. The batch holds all the entries of one apply() call, so an effect runs after the
    * later entries of the call were applied too; effects (and watch events) run in entry order, each entry's in

@@ -1,9 +1,9 @@
 // The watch hub: live fan-out of applied revisions plus catch-up from history.
 //
 // The store calls publish(revision, events) for each entry that changed something, with all events of that
-// revision together, in revision order, once the batch holding it is written (one batch per apply() call, so
-// several revisions are usually written at once and then published one after the other, with no await between
-// them). A watch without fromRevision (or from the future) is live
+// revision together, in revision order, once the write of the batch holding it is issued (one batch per apply()
+// call, so several revisions are usually written at once and then published one after the other, with no await
+// between them; the store's reads, catch-up's included, wait for that write to land). A watch without fromRevision (or from the future) is live
 // at once. A watch from a past revision first replays history, like etcd's unsynced watchers: it reads the
 // changes after its lastRevision from a LevelDB snapshot, only as much as its buffer can take, and repeats.
 // Between two awaits nothing else runs, so the switch to live happens in the same tick as the check that the

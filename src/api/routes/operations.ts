@@ -17,7 +17,7 @@ export interface OperationsBackend {
   /** Resolves once this node may serve a linearizable read (ReadIndex confirmed and applied). */
   readBarrier(): Promise<void>;
   /** A point-in-time backup of this node's store, produced as it is read. */
-  openBackup(): { header: BackupHeader; chunks: AsyncGenerator<Buffer> };
+  openBackup(): Promise<{ header: BackupHeader; chunks: AsyncGenerator<Buffer> }>;
   defrag(): Promise<DefragResult>;
 }
 
@@ -37,7 +37,7 @@ export const operationsRoutes: FastifyPluginAsync<{ backend: OperationsBackend }
     { schema: { querystring: snapshotQuerySchema } },
     async (request, reply) => {
       if (request.query.consistency !== 'serializable') await backend.readBarrier();
-      const { header, chunks } = backend.openBackup();
+      const { header, chunks } = await backend.openBackup();
       // Readable.from pulls a chunk only when the socket drained the last (backpressure); a client that goes
       // away destroys it, which ends the generator and releases the LevelDB snapshot.
       const body = Readable.from(chunks, { objectMode: false });

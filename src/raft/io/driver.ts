@@ -412,14 +412,30 @@ export class RaftDriver extends EventEmitter {
     if (latencyTraceEnabled) traceMessages('sent', messages);
   }
 
+  /**
+   * Applies the entries and answers their proposers: as soon as the state machine has the results (its `answer`
+   * callback, before its own write lands: reads it serves wait for that write), else when apply() returns.
+   */
   private async applyEntries(entries: readonly Entry[]): Promise<void> {
     traceMark('apply.start');
-    const results = await this.options.stateMachine.apply(entries);
+    let answered = false;
+    const answer = (results: readonly unknown[]): void => {
+      if (answered) return;
+      answered = true;
+      this.answerProposals(entries, results);
+    };
+    const results = await this.options.stateMachine.apply(entries, answer);
     traceMark('apply.end');
-    assert(results.length === entries.length, 'state machine returned a result count different from the entries');
-    entries.forEach((entry, i) => {
+    answer(results);
+    for (const entry of entries) {
       this.counters.entriesApplied++;
       if (entry.type === 'conf') this.emit('confApplied', entry.change);
+    }
+  }
+
+  private answerProposals(entries: readonly Entry[], results: readonly unknown[]): void {
+    assert(results.length === entries.length, 'state machine returned a result count different from the entries');
+    entries.forEach((entry, i) => {
       const pending = this.pendingProposals.get(entry.index);
       if (pending === undefined) return;
       this.pendingProposals.delete(entry.index);

@@ -28,7 +28,7 @@ void t.test('a backup is a point-in-time view while writes go on', async (t) => 
   const { store } = await openStore(t);
   await build(store);
   const revisionAtOpen = store.revision();
-  const { header, chunks } = store.openBackup('c1');
+  const { header, chunks } = await store.openBackup('c1');
   t.equal(header.revision, revisionAtOpen);
   t.equal(header.cluster, 'c1');
   t.equal(header.keyCount, 50);
@@ -70,7 +70,7 @@ void t.test('the stream is produced in bounded chunks, not the whole store at on
   const applier = new Applier(store);
   for (let i = 0; i < 300; i++) await applier.put(`big${i}`, 'y'.repeat(8 * 1024));
   const sizes: number[] = [];
-  for await (const chunk of store.openBackup('c1').chunks) sizes.push(chunk.byteLength);
+  for await (const chunk of (await store.openBackup('c1')).chunks) sizes.push(chunk.byteLength);
   const total = sizes.reduce((a, b) => a + b, 0);
   t.ok(total > 2 * 1024 * 1024, `the backup holds ${total} bytes`);
   t.ok(sizes.length >= 8, `in ${sizes.length} chunks`);
@@ -80,7 +80,7 @@ void t.test('the stream is produced in bounded chunks, not the whole store at on
 void t.test('truncated, corrupted and foreign streams are refused, and restore writes nothing', async (t) => {
   const { store } = await openStore(t);
   await build(store);
-  const bytes = await collect(store.openBackup('c1').chunks);
+  const bytes = await collect((await store.openBackup('c1')).chunks);
   const cases: [string, Buffer, RegExp][] = [
     ['truncated in a frame', bytes.subarray(0, Math.floor(bytes.byteLength / 2)), /truncated/],
     ['truncated digest', bytes.subarray(0, bytes.byteLength - 5), /truncated/],
