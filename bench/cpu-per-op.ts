@@ -28,10 +28,11 @@ const profileDir = option('profile');
 const connections = Number(option('connections') ?? 64);
 const ticksPerSecond = 100;
 
-function cpuSeconds(pid: number): number {
+/** User and system CPU seconds of a process (all its threads). */
+function cpuSeconds(pid: number): { user: number; sys: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+  return { user: Number(fields[11]) / ticksPerSecond, sys: Number(fields[12]) / ticksPerSecond };
 }
 
 async function measure(cluster: BenchCluster, label: string, run: () => Promise<Measurement>): Promise<void> {
@@ -41,9 +42,13 @@ async function measure(cluster: BenchCluster, label: string, run: () => Promise<
   const m = await run();
   const toUs = monotonicUs();
   const after = cluster.nodes.map((n) => cpuSeconds(n.child.pid));
-  const perOp = cluster.nodes.map((n, i) => ({ id: n.id, us: ((after[i]! - before[i]!) * 1e6) / Math.max(1, m.count) }));
+  const perOp = cluster.nodes.map((n, i) => {
+    const [a, b] = [after[i]!, before[i]!];
+    const ops = Math.max(1, m.count);
+    return { id: n.id, us: ((a.user + a.sys - b.user - b.sys) * 1e6) / ops, sysUs: ((a.sys - b.sys) * 1e6) / ops };
+  });
   const total = perOp.reduce((sum, p) => sum + p.us, 0);
-  const cells = perOp.map((p) => `${p.id}${p.id === leader.id ? '*' : ''} ${p.us.toFixed(0)}`).join(', ');
+  const cells = perOp.map((p) => `${p.id}${p.id === leader.id ? '*' : ''} ${p.us.toFixed(0)} (sys ${p.sysUs.toFixed(0)})`).join(', ');
   process.stdout.write(
     `${label}: ${Math.round(m.rps ?? 0)} req/s, p50 ${(m.p50Ms ?? 0).toFixed(2)} p99 ${(m.p99Ms ?? 0).toFixed(2)} ms, ` +
       `CPU us/op ${cells} (sum ${total.toFixed(0)}), non2xx ${m.non2xx}, window ${fromUs} ${toUs}\n`,

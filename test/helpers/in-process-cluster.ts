@@ -26,7 +26,7 @@ export interface InProcessCluster {
   close(): Promise<void>;
 }
 
-export async function startInProcessCluster(options: { nodes?: number; tickMs?: number; snapshotEntries?: number } = {}): Promise<InProcessCluster> {
+export async function startInProcessCluster(options: { nodes?: number; tickMs?: number; snapshotEntries?: number; commitHoldMs?: number } = {}): Promise<InProcessCluster> {
   const count = options.nodes ?? 3;
   const ids = Array.from({ length: count }, (_, i) => `n${i + 1}`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'keel-inproc-'));
@@ -48,6 +48,7 @@ export async function startInProcessCluster(options: { nodes?: number; tickMs?: 
       node, storage, transport, stateMachine: store, clock: systemClock, logger: silentLogger,
       tickMs: options.tickMs ?? 20, snapshotEntries: options.snapshotEntries ?? 100_000, snapshotKeepEntries: 1000,
       proposalTimeoutMs: 10_000, readTimeoutMs: 5_000,
+      ...(options.commitHoldMs !== undefined && { commitHoldMs: options.commitHoldMs }),
       onFatal: (err) => {
         throw err;
       },

@@ -37,9 +37,16 @@ export interface DriverOptions {
   readonly snapshotKeepEntries: number;
   readonly proposalTimeoutMs: number;
   readonly readTimeoutMs: number;
+  /**
+   * How long a leader holds an append without entries (a new commit index: see splitMessages()), waiting for an
+   * append with entries to carry it instead; 0 sends it once this node applied. Default commitHoldMsDefault.
+   */
+  readonly commitHoldMs?: number;
   /** Called when the node must stop (failed assertion, storage error): the process exits. */
   readonly onFatal: (err: unknown) => void;
 }
+
+export const commitHoldMsDefault = 5;
 
 interface PendingProposal {
   readonly term: Term;
@@ -95,6 +102,9 @@ export class RaftDriver extends EventEmitter {
   /** The newest hard state whose change was only its commit index, not written yet (see persist()). */
   private unsavedHardState: HardState | null = null;
   private readonly heartbeatSentAt = new Map<NodeId, number>();
+  /** Appends without entries held back, the newest per follower, and the timer that sends them (holdCommits()). */
+  private readonly heldCommits = new Map<NodeId, PeerMessage>();
+  private heldTimer: NodeJS.Timeout | null = null;
 
   constructor(options: DriverOptions) {
     super();
@@ -213,6 +223,7 @@ export class RaftDriver extends EventEmitter {
     if (this.ticker !== null) clearInterval(this.ticker);
     this.ticker = null;
     await this.loopDone;
+    this.sendHeldCommits();
     await this.snapshotInFlight;
     await this.flushHardState().catch((err: unknown) => this.options.logger.warn({ err }, 'could not write the last commit index at shutdown'));
     this.failEverything(() => notApplied('node is shutting down'), () => mayHaveApplied('node shut down before the proposal was applied'));
@@ -279,6 +290,7 @@ export class RaftDriver extends EventEmitter {
     this.fatal = err;
     this.closed = true;
     if (this.ticker !== null) clearInterval(this.ticker);
+    if (this.heldTimer !== null) clearTimeout(this.heldTimer);
     this.options.logger.error({ err }, 'fatal: stopping the node');
     this.failEverything(() => notApplied('node stopped'), () => mayHaveApplied('node stopped'));
     this.options.onFatal(err);
@@ -329,20 +341,22 @@ export class RaftDriver extends EventEmitter {
 
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState !== null) this.onSoftState(rd.softState);
-    // 0. a leader's appends and heartbeats leave first: followers write while this node writes (ready.ts).
-    const early = rd.messages.filter(sendsBeforePersist);
-    const late = early.length === 0 ? rd.messages : rd.messages.filter((m) => !sendsBeforePersist(m));
+    // 0. a leader's appends and heartbeats leave first: followers write while this node writes (ready.ts); an
+    //    append without entries (a new commit index) is held (splitMessages()).
+    const { early, late, empty } = splitMessages(rd);
     this.sendMessages(early);
     // A received snapshot replaces the log: a local snapshot still being written must land (or be dropped) first.
     if (rd.snapshot !== null) await this.snapshotInFlight;
-    // Committed entries already durable in this node's log are applied while this Ready's own write runs (ready.ts):
-    // on a leader at low load that write is just the new commit index, so the answer no longer waits for it.
+    // 1. persist: a vote or an append ack must never leave before what it promises is durable.
+    const persisting = this.persist(rd);
+    // Committed entries already durable in this node's log are applied while this Ready's own write runs (ready.ts),
+    // started after the write was issued so the write does not wait for the apply's first steps.
     const applying = this.applyWhileWriting(rd);
-    // Handled below (awaited after the write); this only keeps a failure meanwhile from counting as unhandled.
+    // Both are awaited below; this only keeps a failure meanwhile from counting as unhandled.
     applying?.catch(() => undefined);
+    persisting.catch(() => undefined);
     try {
-      // 1. persist: a vote or an append ack must never leave before what it promises is durable.
-      await this.persist(rd);
+      await persisting;
     } catch (err) {
       // A failed write stops the node; the apply in flight still ends before the loop gives up (no overlap).
       if (applying !== null) await applying.catch(() => undefined);
@@ -359,6 +373,7 @@ export class RaftDriver extends EventEmitter {
     }
     if (applying !== null) await applying;
     else if (rd.committedEntries.length > 0) await this.applyEntries(rd.committedEntries);
+    this.holdCommits(empty);
     for (const context of rd.droppedReads) this.failRead(context);
     for (const state of rd.readStates) this.onReadState(state.context, state.index);
   }
@@ -407,14 +422,42 @@ export class RaftDriver extends EventEmitter {
 
   private sendMessages(messages: readonly PeerMessage[]): void {
     if (messages.length === 0) return;
+    // An append to a follower carries the commit index too: a commit-only append held for it is superseded.
+    if (this.heldCommits.size > 0) for (const m of messages) if (m.type === 'append') this.heldCommits.delete(m.to);
     this.notePlainHeartbeats(messages);
     this.options.transport.send(messages);
     if (latencyTraceEnabled) traceMessages('sent', messages);
   }
 
+  /** Holds appends without entries until an append to the same follower supersedes them or commitHoldMs passes. */
+  private holdCommits(messages: readonly PeerMessage[]): void {
+    if (messages.length === 0) return;
+    const holdMs = this.options.commitHoldMs ?? commitHoldMsDefault;
+    if (holdMs <= 0 || this.closed) {
+      this.sendMessages(messages);
+      return;
+    }
+    for (const m of messages) this.heldCommits.set(m.to, m);
+    this.heldTimer ??= setTimeout(() => {
+      this.heldTimer = null;
+      this.sendHeldCommits();
+    }, holdMs);
+  }
+
+  private sendHeldCommits(): void {
+    if (this.heldTimer !== null) clearTimeout(this.heldTimer);
+    this.heldTimer = null;
+    if (this.heldCommits.size === 0 || this.fatal !== null) return;
+    const messages = [...this.heldCommits.values()];
+    this.heldCommits.clear();
+    this.sendMessages(messages);
+  }
+
   /**
    * Applies the entries and answers their proposers: as soon as the state machine has the results (its `answer`
-   * callback, before its own write lands: reads it serves wait for that write), else when apply() returns.
+   * callback, before its own write lands: reads it serves wait for that write), else when apply() returns. A conf
+   * change is answered only after apply() returned and 'confApplied' went out, as before: whoever proposed it
+   * then finds the new membership everywhere on this node.
    */
   private async applyEntries(entries: readonly Entry[]): Promise<void> {
     traceMark('apply.start');
@@ -422,7 +465,7 @@ export class RaftDriver extends EventEmitter {
     const answer = (results: readonly unknown[]): void => {
       if (answered) return;
       answered = true;
-      this.answerProposals(entries, results);
+      this.answerProposals(entries, results, 'normal');
     };
     const results = await this.options.stateMachine.apply(entries, answer);
     traceMark('apply.end');
@@ -431,11 +474,13 @@ export class RaftDriver extends EventEmitter {
       this.counters.entriesApplied++;
       if (entry.type === 'conf') this.emit('confApplied', entry.change);
     }
+    this.answerProposals(entries, results, 'conf');
   }
 
-  private answerProposals(entries: readonly Entry[], results: readonly unknown[]): void {
+  private answerProposals(entries: readonly Entry[], results: readonly unknown[], type: Entry['type']): void {
     assert(results.length === entries.length, 'state machine returned a result count different from the entries');
     entries.forEach((entry, i) => {
+      if (entry.type !== type) return;
       const pending = this.pendingProposals.get(entry.index);
       if (pending === undefined) return;
       this.pendingProposals.delete(entry.index);
@@ -574,4 +619,27 @@ function traceMessages(what: 'sent' | 'recv', messages: readonly PeerMessage[]):
 function traceReady(rd: Ready): void {
   if (rd.entries.length > 0) traceMark('ready.entries');
   if (rd.committedEntries.length > 0) traceMark('ready.commit');
+}
+
+/**
+ * Splits a Ready's messages by when they leave: `early` before the write (appends with entries, heartbeats:
+ * sendsBeforePersist), `late` after it, and `empty`: appends without entries, which mostly only tell a follower
+ * the new commit index (or probe its log). Those are held (holdCommits()): at low load each write would
+ * otherwise cost every follower one more message, a wake-up, a loop turn and an answer, and the leader one more
+ * socket write each, on a machine where those wake-ups are most of the CPU a write costs; the next append (the
+ * next write) carries the commit index anyway. Followers then apply up to commitHoldMs later when writes stop
+ * (serializable reads and watches on followers lag that much more), and a probe leaves that much later. A delayed
+ * message is always safe in Raft, and ReadIndex on a follower does not wait for it (the leader's heartbeat round
+ * carries the commit index).
+ */
+function splitMessages(rd: Ready): { early: PeerMessage[]; late: PeerMessage[]; empty: PeerMessage[] } {
+  const early: PeerMessage[] = [];
+  const late: PeerMessage[] = [];
+  const empty: PeerMessage[] = [];
+  for (const m of rd.messages) {
+    if (!sendsBeforePersist(m)) late.push(m);
+    else if (m.type === 'append' && m.entries.length === 0) empty.push(m);
+    else early.push(m);
+  }
+  return { early, late, empty };
 }

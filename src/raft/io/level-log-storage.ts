@@ -327,11 +327,15 @@ export class LevelLogStorage implements DurableLogStorage {
   private serialize<T>(write: () => Promise<T>): Promise<T> {
     assert(!this.isClosed, 'write to a closed LevelLogStorage');
     assert(this.writesPending < writesPendingMax, `more than ${writesPendingMax} log writes pending`);
+    // No write pending (the tail has settled): start this one now rather than a microtask later, so its batch is
+    // issued before whatever the caller does next (the driver starts an apply right after).
+    const idle = this.writesPending === 0;
     this.writesPending++;
-    const run = this.tail.then(() => {
+    const start = async (): Promise<T> => {
       if (this.failure !== null) throw new Error('an earlier Raft log write failed', { cause: this.failure });
       return write();
-    });
+    };
+    const run = idle ? start() : this.tail.then(start);
     this.tail = run.then(
       () => undefined,
       () => undefined,

@@ -55,3 +55,31 @@ void t.test('sequential puts: one log batch per put on every node, commit index 
     else await cluster.close();
   }
 });
+
+void t.test('sequential puts: the commit index rides on the next append, and reaches followers soon after writes stop', async (t) => {
+  // Heartbeats every 200 ms, so the followers' catch-up below cannot come from them; commits held up to 40 ms (the
+  // default is 5), so the next put always comes first even on a loaded machine.
+  const cluster = await startInProcessCluster({ tickMs: 200, commitHoldMs: 40 });
+  t.teardown(() => cluster.close());
+  const leader = await cluster.waitForLeader(15_000);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const sentBefore = leader.transport.stats().messagesSent;
+  const startedAt = performance.now();
+  for (let n = 0; n < puts; n++) {
+    const command = encodeCommand({ requestId: `hold-${n}`, cmd: { kind: 'put', key: `h/${n}`, value: `v${n}`, lease: 0, prevKv: false } });
+    await leader.driver.propose(command);
+  }
+  const sent = leader.transport.stats().messagesSent - sentBefore;
+  const heartbeats = 2 * Math.ceil((performance.now() - startedAt) / 200 + 1);
+  // Before: an append with the entry and then one with only the new commit index, per follower and put.
+  t.ok(sent <= 2 * puts + heartbeats, `leader sent ${sent} messages for ${puts} puts (4 per put before; at most ${2 * puts} + ${heartbeats} heartbeats)`);
+  const lastIndex = leader.driver.status().lastIndex;
+  const stoppedAt = performance.now();
+  while (cluster.nodes.some((n) => n.driver.appliedIndex < lastIndex) && performance.now() - stoppedAt < 5_000) {
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+  const tookMs = performance.now() - stoppedAt;
+  for (const node of cluster.nodes) t.equal(node.driver.appliedIndex, lastIndex, `${node.id} applied the last put`);
+  // commitHoldMs (40) plus slack for a loaded machine, under the 200 ms heartbeat interval.
+  t.ok(tookMs < 180, `followers applied the last put ${tookMs.toFixed(1)} ms after it was answered`);
+});
