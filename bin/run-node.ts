@@ -5,6 +5,7 @@ import pretty from 'pino-pretty';
 import { ConfigError, loadClusterConfig, splitHostPort } from '../src/config.js';
 import type { KeelNode } from '../src/node.js';
 import { systemClock } from '../src/util/clock.js';
+import { startIdleGc } from '../src/util/idle-gc.js';
 import type { Logger } from '../src/util/logger.js';
 
 const shutdownDeadlineMs = 5_000;
@@ -61,6 +62,8 @@ export async function runNode(options: { config: string; node: string; logLevel?
   const { host, port } = splitHostPort(node.config.client);
   await node.api.listen({ host, port });
   root.info({ client: node.config.client, peer: node.config.peer, startMs: Math.round(performance.now() - startedAt) }, 'node serving');
+  // Memory back after a burst (src/util/idle-gc.ts); only when node runs with --expose-gc (bin/node-options.ts).
+  const idleGc = startIdleGc({ logger });
 
   let stopping = false;
   const stop = (signal: string): void => {
@@ -72,6 +75,7 @@ export async function runNode(options: { config: string; node: string; logLevel?
       process.exit(1);
     }, shutdownDeadlineMs);
     timer.unref();
+    idleGc?.stop();
     node!
       .close()
       .then(() => {
