@@ -2,10 +2,9 @@
 // transport and follower forwarding), so cutting a node's proxies really partitions it: an isolated follower can
 // no longer get a write committed through the leader, the majority goes on, and healing restores it. Also: the
 // debug endpoint answers 404 unless the debug flag is on, and dumps applied entries that agree across nodes.
-import { rmSync } from 'node:fs';
 import t from 'tap';
 import { SeededPrng } from '../../src/util/prng.js';
-import { startCluster } from '../helpers/cluster.js';
+import { removeTestDir, startCluster } from '../helpers/cluster.js';
 import { startChaosCluster } from './cluster.js';
 import { ChaosHttp } from './workloads/recorder.js';
 import type { AppliedEntry } from './history.js';
@@ -14,8 +13,7 @@ void t.test('proxies carry peer and forwarded traffic; a cut isolates a node; he
   const chaos = await startChaosCluster(3, new SeededPrng(7), 'warn');
   t.teardown(async () => {
     await chaos.close();
-    if (t.passing()) rmSync(chaos.cluster.dir, { recursive: true, force: true });
-    else t.comment(`logs kept in ${chaos.cluster.dir}`);
+    removeTestDir(t, chaos.cluster.dir);
   });
   const { cluster, proxies } = chaos;
   const leader = await cluster.waitForLeader(30_000);

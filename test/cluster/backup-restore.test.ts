@@ -5,24 +5,21 @@
 // data dirs; a truncated or corrupted backup is refused with a clear message and a non-zero exit code.
 // Method: a real 3-node cluster (test/helpers/cluster.ts), writers running concurrently through the CLI save
 // (dist/bin/keel.js as a child process); then a second real cluster started from the restored dirs.
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { NodeStatus } from '../../src/api/index.js';
 import type { KV } from '../../src/store/index.js';
 import { isKeelError } from '../../src/util/errors.js';
-import { freePort, startCluster, TestCluster, type TestNode } from '../helpers/cluster.js';
+import { freePort, removeTestDir, startCluster, TestCluster, type TestNode } from '../helpers/cluster.js';
 import { runKeel } from '../helpers/keel-cli.js';
 
 const bump = 1_000_000;
 
 async function newClusterConfig(t: Test, name: string): Promise<{ dir: string; configFile: string; nodes: TestNode[] }> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'keel-restore-'));
-  t.teardown(() => {
-    if (t.passing()) rmSync(dir, { recursive: true, force: true });
-    else t.comment(`restored cluster kept in ${dir}`);
-  });
+  t.teardown(() => removeTestDir(t, dir));
   const nodes: TestNode[] = [];
   for (let i = 1; i <= 3; i++) nodes.push({ id: `r${i}`, peer: `127.0.0.1:${await freePort()}`, client: `127.0.0.1:${await freePort()}`, process: null });
   const configFile = path.join(dir, 'cluster.config.json');

@@ -8,13 +8,13 @@
 // PID and the test waits for it and every child PID to be gone. Teardown SIGKILLs, by PID, whatever is still
 // alive (checking /proc/<pid>/cmdline first, so a reused PID is never hit).
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import type { NodeStatus } from '../../src/api/index.js';
 import { HttpClient } from '../../src/client.js';
-import { freePort, keelBin } from '../helpers/cluster.js';
+import { freePort, keelBin, removeTestDir } from '../helpers/cluster.js';
 import { isAlive, setupWaitMs, waitFor, waitForExit } from '../helpers/runtime.js';
 
 const stopBoundMs = 6_500;
@@ -67,8 +67,7 @@ void t.test('keel cluster up runs the nodes; SIGINT stops them all with code 0',
     await client.close();
     for (const pid of [...known, ...childPids(upPid)]) killIfOurs(pid, configFile);
     if (isAlive(upPid)) process.kill(upPid, 'SIGKILL');
-    if (t.passing()) rmSync(dir, { recursive: true, force: true });
-    else t.comment(`cluster up output:\n${output}\nfiles kept in ${dir}`);
+    removeTestDir(t, dir, `cluster up output:\n${output}`);
   });
 
   const pids = await waitFor('cluster up to spawn 3 children', setupWaitMs, () => {

@@ -4,13 +4,13 @@
 // every write the survivor had applied; members are then added back (membership API).
 // Method: a real 3-node cluster, kill -9 of two nodes, the CLI as child processes, a new 1-node cluster started
 // from the restored data dir on new ports.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import type { NodeStatus } from '../../src/api/index.js';
 import type { KV } from '../../src/store/index.js';
-import { freePort, sleep, startCluster, TestCluster, type TestNode } from '../helpers/cluster.js';
+import { freePort, removeTestDir, sleep, startCluster, TestCluster, type TestNode } from '../helpers/cluster.js';
 import { runKeel } from '../helpers/keel-cli.js';
 
 void t.test('survivor data -> new single-node cluster', async (t) => {
@@ -37,7 +37,7 @@ void t.test('survivor data -> new single-node cluster', async (t) => {
   t.equal(header.cluster, 'test');
 
   const dir = mkdtempSync(path.join(os.tmpdir(), 'keel-recover-'));
-  t.teardown(() => (t.passing() ? rmSync(dir, { recursive: true, force: true }) : t.comment(`kept ${dir}`)));
+  t.teardown(() => removeTestDir(t, dir));
   const node: TestNode = { id: 'n3', peer: `127.0.0.1:${await freePort()}`, client: `127.0.0.1:${await freePort()}`, process: null };
   const configFile = path.join(dir, 'cluster.config.json');
   writeFileSync(configFile, JSON.stringify({ cluster: 'test', nodes: [{ id: node.id, peer: node.peer, client: node.client, dataDir: 'data/n3' }], raft: { tickMs: 50, electionTicks: 10, heartbeatTicks: 1 } }));

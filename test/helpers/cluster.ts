@@ -1,8 +1,9 @@
 // A launcher for real-process clusters in tests: real `keel start` processes (the built dist/bin/keel.js) on
 // 127.0.0.1 with ephemeral ports, a temp dir per cluster, logs per node, and every child reaped by PID in
-// teardown even when the test fails. Logs are kept (and their path printed) when the test failed.
+// teardown even when the test fails. Temp dirs go too, pass or fail (removeTestDir: a failed test prints the end
+// of its node logs first; KEEL_KEEP_TEST_DIRS=1 keeps them for a closer look).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -259,13 +260,34 @@ export async function createCluster(options: ClusterOptions = {}, prefix = 'keel
   return new TestCluster(dir, configFile, nodes, options.logLevel ?? 'info', options.clientTls);
 }
 
+const logTailLines = 40;
+
+/**
+ * Removes a test's temp dir, pass or fail. When the test failed, first prints the last lines of every *.log file
+ * directly in it (the node logs), plus `extra`; with KEEL_KEEP_TEST_DIRS=1 a failed test's dir is kept instead.
+ */
+export function removeTestDir(t: TapLike, dir: string, extra = ''): void {
+  if (!t.passing()) {
+    if (extra !== '') t.comment(extra);
+    const logs = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.log')) : [];
+    for (const log of logs) {
+      const lines = readFileSync(path.join(dir, log), 'utf8').trimEnd().split('\n');
+      t.comment(`${log}, last ${Math.min(logTailLines, lines.length)} lines:\n${lines.slice(-logTailLines).join('\n')}`);
+    }
+    if (process.env['KEEL_KEEP_TEST_DIRS'] === '1') {
+      t.comment(`kept ${dir} (KEEL_KEEP_TEST_DIRS=1)`);
+      return;
+    }
+  }
+  rmSync(dir, { recursive: true, force: true });
+}
+
 export async function startCluster(t: TapLike, options: ClusterOptions = {}): Promise<TestCluster> {
   const cluster = await createCluster(options);
   const { dir, nodes } = cluster;
   t.teardown(async () => {
     await cluster.destroy();
-    if (t.passing()) rmSync(dir, { recursive: true, force: true });
-    else t.comment(`cluster logs kept in ${dir}`);
+    removeTestDir(t, dir);
   });
   for (const node of nodes) cluster.start(node.id);
   return cluster;
