@@ -16,9 +16,12 @@
 //   - a new leader expires nothing until it applied every entry that was in its log when it became leader
 //     (keepalives of the previous term it did not propose itself).
 //
-// Keepalives are coalesced: each node collects the keepalives it receives for `keepaliveBatchMs` and proposes one
-// lease.keepalive entry for all of them (a few entries per second, whatever the number of leases); every waiting
-// request is answered when that entry is applied. A keepalive changes no MVCC key, so it takes no revision.
+// Keepalives are coalesced (group commit): each node proposes one lease.keepalive entry for all the keepalives
+// waiting. With no keepalive entry of this node in flight, the waiting ones go at once (those that arrived in the
+// same turn of the event loop share the entry); while one is in flight, the next ones gather until it is applied,
+// or for at most `keepaliveBatchMs` before another entry starts (keepaliveEntriesInFlightMax at most). So a lone
+// keepalive costs one commit, and under load the entries grow instead of multiplying. Every waiting request is
+// answered when its entry is applied. A keepalive changes no MVCC key, so it takes no revision.
 //
 // Stable public API (the service registry codes against it): grant, keepalive, revoke, status, list, size,
 // newLeaseId, applyGrant, applyRevoke, onRevokeApply, onRevoked, and the extensions/hooks wiring.
@@ -109,6 +112,8 @@ export class Lessor {
   private readonly waiting = new Map<number, KeepaliveWaiter[]>();
   private waitingCount = 0;
   private batchTimer: NodeJS.Timeout | null = null;
+  /** A flush is queued for the end of this turn of the event loop (nothing was in flight). */
+  private flushQueued = false;
   private entriesInFlight = 0;
 
   // Expiry (leader only).
@@ -335,8 +340,16 @@ export class Lessor {
   }
 
   private scheduleBatch(): void {
-    if (this.batchTimer !== null || this.waiting.size === 0) return;
-    if (this.entriesInFlight >= leaseLimits.keepaliveEntriesInFlightMax) return;
+    if (this.waiting.size === 0 || this.flushQueued) return;
+    if (this.entriesInFlight === 0) {
+      this.flushQueued = true;
+      setImmediate(() => {
+        this.flushQueued = false;
+        this.flushKeepalives();
+      });
+      return;
+    }
+    if (this.batchTimer !== null || this.entriesInFlight >= leaseLimits.keepaliveEntriesInFlightMax) return;
     this.batchTimer = setTimeout(() => {
       this.batchTimer = null;
       this.flushKeepalives();
@@ -345,6 +358,8 @@ export class Lessor {
 
   /** Proposes the waiting keepalives as one entry (at most idsPerEntryMax ids; the rest go in the next one). */
   private flushKeepalives(): void {
+    if (this.batchTimer !== null) clearTimeout(this.batchTimer);
+    this.batchTimer = null;
     if (this.closed) return;
     const batch = new Map<number, KeepaliveWaiter[]>();
     for (const [id, waiters] of this.waiting) {

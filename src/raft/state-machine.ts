@@ -13,8 +13,8 @@ export interface StateMachine {
    * `answer`, when given, may be called once, before the promise settles, with the same results: they are final
    * (the entries are committed, so a crash before the call ends replays them to the same results) and every read
    * the state machine serves from then on reflects them. The driver answers the proposers then, without waiting
-   * for the rest of the call (the state machine's own write landing). appliedIndex() still moves only when the
-   * promise resolves.
+   * for the rest of the call (the state machine's own write landing). The driver's applied index, which reads
+   * after ReadIndex wait for, still moves only when the promise resolves.
    */
   apply(entries: readonly Entry[], answer?: (results: readonly unknown[]) => void): Promise<readonly unknown[]>;
   /**

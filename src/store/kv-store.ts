@@ -9,10 +9,11 @@
 //
 // Crash safety: a LevelDB batch is written atomically (one record of its write-ahead log: recovery replays it
 // whole or drops it), so a crash leaves the store at the previous call's appliedIndex (Raft replays the entries)
-// or at the call's last entry (replays skip them), never in between. The one exception is a compact entry: the compaction deletes history in
-// bounded batches of its own, so the call's batch is written up to and including the compact entry first, the
-// compaction runs (a crash in it is finished by open()), and the call goes on with a new batch. A crash then
-// leaves the store at the compact entry, a state a call ending with it would have left too.
+// or at the call's last entry (replays skip them), never in between. The one exception is a compact entry: the
+// compaction deletes history in bounded batches of its own, so the call's batch is written up to and including
+// the compact entry first, the compaction runs (a crash in it is finished by open()), and the call goes on with a
+// new batch. A crash then leaves the store at the compact entry, a state a call ending with it would have left
+// too.
 //
 // Answers before the write lands: once a batch's write is issued, the in-memory metadata moves, watchers get its
 // revisions, the effects run and the driver answers the proposers (apply()'s `answer`), without waiting the
@@ -82,7 +83,7 @@ export interface Revisioned {
 }
 
 export class KvStore implements StateMachine {
-  /** The metadata as of the last written batch (what a read of the database sees). */
+  /** The metadata as of the last batch whose write was issued (what a read of the database sees once it landed). */
   private state: StoreState;
   private phase: 'open' | 'applying' | 'restoring' | 'closed' = 'open';
   /** The apply write issued but not landed yet (write()); reads of the database wait for it. */

@@ -124,6 +124,35 @@ void t.test('keepalives are coalesced: many requests, one entry', async (t) => {
   t.equal(store.appliedIndex() - before, 1, '201 keepalives became one entry');
 });
 
+void t.test('a lone keepalive goes at once; keepalives arriving while its entry is in flight share the next one', async (t) => {
+  let gate: (() => void) | null = null;
+  let opened = Promise.resolve();
+  const { store, layer } = await openLayer(t, {
+    keepaliveBatchMs: 5_000,
+    propose: (inner) => async (command) => {
+      const { cmd } = decodeCommand(command);
+      if (cmd.kind === 'ext' && cmd.name === 'lease.keepalive') await opened;
+      return inner(command);
+    },
+  });
+  const ids: number[] = [];
+  for (let i = 0; i < 10; i++) ids.push((await layer.lessor.grant(10)).id);
+  const startedAt = performance.now();
+  await layer.lessor.keepalive(ids[0]!);
+  t.ok(performance.now() - startedAt < 2_000, 'answered without waiting for keepaliveBatchMs (5 s)');
+
+  const before = store.appliedIndex();
+  opened = new Promise<void>((resolve) => (gate = resolve));
+  const first = layer.lessor.keepalive(ids[0]!);
+  await sleep(20); // its entry is proposed (and held at the gate)
+  const rest = ids.map((id) => layer.lessor.keepalive(id));
+  await sleep(20);
+  gate!();
+  await first;
+  await Promise.all(rest);
+  t.equal(store.appliedIndex() - before, 2, '11 keepalives: one entry for the first, one for the ten that waited');
+});
+
 void t.test('the keepalive queue is bounded: one more is 503 UNAVAILABLE', async (t) => {
   let gate: (() => void) | null = null;
   const opened = new Promise<void>((resolve) => (gate = resolve));
