@@ -2,8 +2,8 @@
 // flight survive a few young-generation collections) and grows the old generation to match; that space is
 // garbage once the burst ends, but it stays resident until V8's own memory reducer gets to it, which takes
 // seconds and may not happen at all while a trickle of requests goes on. Measured on a leader after 10 s of put
-// c64 and 10 s of read c64: 108 MiB of V8 heap pages resident, 34 MiB of them live (bench/ notes in README
-// "Memory").
+// c64 and 10 s of read c64: 108 MiB of V8 heap pages resident, 34 MiB of them live (README, "Memory" under
+// Operations).
 //
 // So, every `checkMs`, if the process was mostly idle since the last check (event-loop utilization below
 // `idleUtilization`) and the V8 heap grew by `growthBytes` since the last full collection, run one full
