@@ -205,7 +205,8 @@ export class KvStore implements StateMachine {
     );
     this.landing.catch(() => undefined); // readers get the error; the apply caller gets the original below
     this.state = state;
-    batch.afterWrite();
+    // Watch streams write the batch's events in here, before the answers (watch-hub.ts).
+    this.hub.publishBatch(() => batch.afterWrite());
     beforeLanding?.();
     try {
       await landing;

@@ -16,6 +16,10 @@
 //
 // So no revision is missed or delivered twice at the seam, and no live events pile up during a replay (the
 // replay is paced by the consumer, live delivery is bounded by the watcher's buffer).
+//
+// The store publishes a whole apply batch inside publishBatch(): a watcher consumed synchronously (listen(), the
+// watch route) is told once, at the end of the batch, so it writes all the batch's revisions in one socket write,
+// and before the batch's proposers are answered.
 import type { Logger } from '../util/logger.js';
 import { silentLogger } from '../util/logger.js';
 import { assert } from '../util/assert.js';
@@ -65,6 +69,9 @@ export class WatchHub {
   private readonly exact = new Map<string, Set<Watcher>>();
   private readonly ranged = new Set<Watcher>();
   private readonly catchUps = new Set<Promise<void>>();
+  /** Inside publishBatch(): the watchers offered something, told at the end of the batch. */
+  private batching = false;
+  private readonly offered = new Set<Watcher>();
   private readonly bufferMax: number;
   private readonly watchersMax: number;
   private readonly recordsMax: number;
@@ -113,6 +120,23 @@ export class WatchHub {
     return watcher;
   }
 
+  /**
+   * Runs `publishAll` (which publishes revisions) with the watchers' notifications held until it returns: each
+   * watcher that got anything is then notified once (Watcher.notify), even if `publishAll` throws.
+   */
+  publishBatch(publishAll: () => void): void {
+    assert(!this.batching, 'publish batches do not nest');
+    this.batching = true;
+    try {
+      publishAll();
+    } finally {
+      this.batching = false;
+      const offered = [...this.offered];
+      this.offered.clear();
+      for (const watcher of offered) watcher.notify();
+    }
+  }
+
   /** Delivers one applied revision to the live watchers; events carry prevKv, stripped for those not asking. */
   publish(revision: number, events: readonly StoreEvent[]): void {
     assert(revision > this.published, `published revisions strictly increase (${revision} after ${this.published})`);
@@ -131,7 +155,10 @@ export class WatchHub {
       const key: Bytes = utf8(event.kv.key);
       for (const watcher of this.ranged) if (inRange(watcher.range, key)) add(watcher, event);
     }
-    for (const [watcher, list] of matched) watcher.offer(revision, watcher.withPrevKv ? list : list.map(withoutPrevKv));
+    for (const [watcher, list] of matched) {
+      watcher.offer(revision, watcher.withPrevKv ? list : list.map(withoutPrevKv), !this.batching);
+      if (this.batching) this.offered.add(watcher);
+    }
   }
 
   /** Ends every watcher with `err` (store closing, or restored from a snapshot: revisions jumped). */

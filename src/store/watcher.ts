@@ -1,6 +1,8 @@
 // One watch as its consumer sees it: an async iterator of messages in revision order, every matching revision
 // exactly once, each revision's events together. The consumer pulls (`for await`), so a consumer that writes to
-// a socket and waits for 'drain' between messages applies backpressure simply by pulling slower.
+// a socket and waits for 'drain' between messages applies backpressure simply by pulling slower. A consumer that
+// must act inside the publish itself (the watch route writes a put's event before the put's answer goes out)
+// registers a listener instead and takes messages with takeNow(); it pulls slower the same way.
 //
 // The watcher holds at most `bufferMax` undelivered events (a single revision with more is let in whole when
 // the buffer is empty, or the watcher could never pass it). Catch-up from history only reads what fits; live
@@ -28,6 +30,8 @@ export class Watcher implements AsyncIterableIterator<WatchMessage> {
   private endError: Error | null = null;
   private pull: { resolve: (r: IteratorResult<WatchMessage>) => void; reject: (e: unknown) => void } | null = null;
   private spaceWaiter: (() => void) | null = null;
+  /** The synchronous consumer (listen()): called whenever a message is queued or the watcher ends. */
+  private listener: (() => void) | null = null;
 
   constructor(
     readonly id: number,
@@ -73,17 +77,40 @@ export class Watcher implements AsyncIterableIterator<WatchMessage> {
   }
 
   next(): Promise<IteratorResult<WatchMessage>> {
-    assert(this.pull === null, 'a watcher has one consumer pulling at a time');
-    const message = this.queue.shift();
-    if (message !== undefined) {
-      if (message.type === 'events') this.queuedEvents -= message.events.length;
-      this.wakeCatchUp();
-      return Promise.resolve({ done: false, value: message });
-    }
+    assert(this.pull === null && this.listener === null, 'a watcher has one consumer pulling at a time');
+    const message = this.takeNow();
+    if (message !== null) return Promise.resolve({ done: false, value: message });
     if (this.phase === 'ended') return this.finish();
     return new Promise((resolve, reject) => {
       this.pull = { resolve, reject };
     });
+  }
+
+  /**
+   * The synchronous way to consume (instead of the iterator): `listener` is called, synchronously, each time a
+   * message is queued and when the watcher ends; the consumer then calls takeNow() until it returns null, and
+   * takeEndError() once isEnded. null unregisters.
+   */
+  listen(listener: (() => void) | null): void {
+    assert(this.pull === null, 'a watcher has one consumer');
+    this.listener = listener;
+  }
+
+  /** The next buffered message, or null if there is none now. */
+  takeNow(): WatchMessage | null {
+    const message = this.queue.shift();
+    if (message === undefined) return null;
+    if (message.type === 'events') this.queuedEvents -= message.events.length;
+    this.wakeCatchUp();
+    return message;
+  }
+
+  /** Why an ended watcher ended (null: a plain end, or already taken), once every buffered message is taken. */
+  takeEndError(): Error | null {
+    assert(this.phase === 'ended' && this.queue.length === 0, 'the end error comes after the last message');
+    const err = this.endError;
+    this.endError = null;
+    return err;
   }
 
   async return(): Promise<IteratorResult<WatchMessage>> {
@@ -117,8 +144,11 @@ export class Watcher implements AsyncIterableIterator<WatchMessage> {
     this.phase = 'live';
   }
 
-  /** Live: a published revision's matching events; revisions already covered by catch-up are skipped. */
-  offer(revision: number, events: readonly StoreEvent[]): void {
+  /**
+   * Live: a published revision's matching events; revisions already covered by catch-up are skipped. With
+   * `notify` false the listener is not called now: the hub calls notify() at the end of its publish batch.
+   */
+  offer(revision: number, events: readonly StoreEvent[], notify = true): void {
     if (this.phase !== 'live' || revision <= this.lastRevisionValue) return;
     if (this.queuedEvents > 0 && this.queuedEvents + events.length > this.bufferMax) {
       const err = new KeelError('UNAVAILABLE', `watch consumer is more than ${this.bufferMax} events behind`, {
@@ -128,8 +158,13 @@ export class Watcher implements AsyncIterableIterator<WatchMessage> {
       this.end(err, false);
       return;
     }
-    this.push({ type: 'events', revision, events });
+    this.push({ type: 'events', revision, events }, notify);
     this.lastRevisionValue = revision;
+  }
+
+  /** Calls the listener if messages wait (after offers made with notify false). */
+  notify(): void {
+    if (this.queue.length > 0) this.listener?.();
   }
 
   /** Ends the watcher after a compacted notice. */
@@ -154,9 +189,10 @@ export class Watcher implements AsyncIterableIterator<WatchMessage> {
       this.pull = null;
       this.finish().then(pull.resolve, pull.reject);
     }
+    this.listener?.();
   }
 
-  private push(message: WatchMessage): void {
+  private push(message: WatchMessage, notify = true): void {
     const pull = this.pull;
     if (pull !== null) {
       assert(this.queue.length === 0, 'a consumer waits only on an empty queue');
@@ -166,11 +202,11 @@ export class Watcher implements AsyncIterableIterator<WatchMessage> {
     }
     this.queue.push(message);
     if (message.type === 'events') this.queuedEvents += message.events.length;
+    if (notify) this.listener?.();
   }
 
   private finish(): Promise<IteratorResult<WatchMessage>> {
-    const err = this.endError;
-    this.endError = null;
+    const err = this.takeEndError();
     return err === null ? Promise.resolve({ done: true, value: undefined }) : Promise.reject(err);
   }
 

@@ -40,6 +40,14 @@ class StreamWriter {
 
   /** Writes lines as one chunk; resolves once the socket accepted it (false if the stream is gone). */
   async write(lines: readonly Line[], id?: number): Promise<boolean> {
+    return this.send(lines, id);
+  }
+
+  /**
+   * Writes lines as one chunk, synchronously: true if the socket took it, false if the stream is gone, or a
+   * promise of either when the write has to wait for the socket to drain (isBusy until then).
+   */
+  send(lines: readonly Line[], id?: number): boolean | Promise<boolean> {
     if (this.raw.destroyed || this.raw.writableEnded) return false;
     const text = this.sse
       ? lines.map((line) => `${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(line)}\n\n`).join('')
@@ -73,6 +81,15 @@ class StreamWriter {
     });
   }
 
+  /** Holds writes until uncork(), to send them in one socket write. */
+  cork(): void {
+    this.raw.cork();
+  }
+
+  uncork(): void {
+    this.raw.uncork();
+  }
+
   end(): void {
     if (!this.raw.writableEnded) this.raw.end();
   }
@@ -87,21 +104,79 @@ function eventLines(revision: number, events: readonly StoreEvent[]): Line[] {
   }));
 }
 
-async function pump(watcher: Watcher, writer: StreamWriter): Promise<void> {
-  try {
-    for await (const message of watcher as AsyncIterable<WatchMessage>) {
-      if (message.type === 'compacted') {
-        await writer.write([{ type: 'compacted', compactRevision: message.compactRevision }]);
-        return;
+/**
+ * Writes the watcher's messages to the stream, in order, until the watcher ends or the stream is gone. While the
+ * writer is idle, the revisions of an apply batch are written at once, in one socket write, at the end of the
+ * store's publish (watch-hub.ts publishBatch): a put's event leaves before the put's own answer, which the store
+ * hands out right after (etcd's order too). While a write waits for the socket to drain, messages wait in the
+ * watcher's bounded buffer, as with any slow consumer.
+ */
+function pump(watcher: Watcher, writer: StreamWriter): Promise<void> {
+  return new Promise((resolve) => {
+    let running = false;
+    let draining = false;
+    let done = false;
+    const finish = (): void => {
+      if (done) return;
+      done = true;
+      watcher.listen(null);
+      resolve();
+    };
+    // After a write that had to wait: go on, or stop if the stream is gone.
+    const resume = (ok: boolean): void => {
+      draining = false;
+      if (ok) run();
+      else finish();
+    };
+    const run = (): void => {
+      if (running || draining || done) return;
+      running = true;
+      // Everything taken in this run (an apply batch's revisions) goes out in one socket write.
+      writer.cork();
+      try {
+        for (;;) {
+          const message = watcher.takeNow();
+          if (message === null) {
+            if (watcher.isEnded) endWith(watcher.takeEndError());
+            return;
+          }
+          if (message.type === 'compacted') {
+            // The last line: nothing follows it (draining keeps the end from overtaking it).
+            draining = true;
+            void Promise.resolve(writer.send([{ type: 'compacted', compactRevision: message.compactRevision }])).then(finish);
+            return;
+          }
+          const written = writeEvents(message, writer);
+          if (written === false) return finish();
+          if (written instanceof Promise) {
+            draining = true;
+            void written.then(resume);
+            return;
+          }
+        }
+      } catch (err) {
+        endWith(err);
+      } finally {
+        running = false;
+        writer.uncork();
       }
-      // _keel/auth/ is hidden from watches (auth-hook.ts): a revision that only changed auth state writes nothing.
-      const lines = eventLines(message.revision, message.events.filter((event) => !isHiddenKey(event.kv.key)));
-      if (lines.length > 0 && !(await writer.write(lines, message.revision))) return;
-    }
-  } catch (err) {
-    const error = isKeelError(err) ? err : new KeelError('INTERNAL', 'watch failed', {}, { cause: err });
-    await writer.write([{ type: 'error', error: { code: error.code, message: error.message, ...error.details } }]);
-  }
+    };
+    const endWith = (err: unknown): void => {
+      if (err === null) return finish();
+      const error = isKeelError(err) ? err : new KeelError('INTERNAL', 'watch failed', {}, { cause: err });
+      const line = { type: 'error', error: { code: error.code, message: error.message, ...error.details } };
+      void writer.write([line]).catch(() => undefined).finally(finish);
+    };
+    watcher.listen(run);
+    run();
+  });
+}
+
+/** Writes one revision's events (see StreamWriter.send). */
+function writeEvents(message: Extract<WatchMessage, { type: 'events' }>, writer: StreamWriter): boolean | Promise<boolean> {
+  // _keel/auth/ is hidden from watches (auth-hook.ts): a revision that only changed auth state writes nothing.
+  const lines = eventLines(message.revision, message.events.filter((event) => !isHiddenKey(event.kv.key)));
+  return lines.length === 0 ? true : writer.send(lines, message.revision);
 }
 
 export const watchRoutes: FastifyPluginAsync<{ backend: WatchBackend }> = async (app, { backend }) => {

@@ -8,7 +8,7 @@
 import t from 'tap';
 import type { KvStore, StoreEvent, WatchMessage, Watcher } from '../../../src/store/index.js';
 import { SeededPrng } from '../../../src/util/prng.js';
-import { Applier, deleteCmd, openStore, putCmd } from './helpers.js';
+import { Applier, commandEntry, deleteCmd, openStore, putCmd } from './helpers.js';
 
 async function take(watcher: Watcher, count: number): Promise<WatchMessage[]> {
   const out: WatchMessage[] = [];
@@ -186,3 +186,41 @@ class Collector {
     return this.received;
   }
 }
+
+void t.test('a listening consumer is told once per apply batch, with every revision of it, before the answers', async (t) => {
+  const { store } = await openStore(t);
+  const watcher = store.watch({ key: 'l/', prefix: true });
+  const order: string[] = [];
+  watcher.listen(() => {
+    const revisions: number[] = [];
+    for (let m = watcher.takeNow(); m !== null; m = watcher.takeNow()) revisions.push(m.type === 'events' ? m.revision : -1);
+    order.push(`told ${revisions.join(',')}`);
+  });
+  const entries = [1, 2, 3].map((i) => commandEntry(i, putCmd(`l/${i}`, `v${i}`)));
+  const results = await store.apply(entries, () => order.push('answered'));
+  t.same(results, [{ revision: 1 }, { revision: 2 }, { revision: 3 }]);
+  t.same(order, ['told 1,2,3', 'answered'], 'one notification for the batch, before the answer');
+  // A batch where only some revisions match: told once, with those.
+  await store.apply([commandEntry(4, putCmd('other', 'x')), commandEntry(5, putCmd('l/5', 'v5'))], () => order.push('answered'));
+  t.same(order.slice(2), ['told 5', 'answered']);
+  watcher.cancel();
+  t.equal(order.length, 5, 'the end tells the listener too (nothing left to take)');
+  t.ok(watcher.isEnded);
+  t.equal(watcher.takeNow(), null);
+  t.equal(watcher.takeEndError(), null, 'a cancel is a plain end');
+});
+
+void t.test('a listening consumer that stops taking holds the batch in the bounded buffer, then is cut off', async (t) => {
+  const { store } = await openStore(t, { watchBufferMax: 4 });
+  const watcher = store.watch({ key: 's/', prefix: true });
+  let told = 0;
+  watcher.listen(() => told++);
+  for (let i = 1; i <= 4; i++) await store.apply([commandEntry(i, putCmd(`s/${i}`, 'x'))]);
+  t.equal(told, 4);
+  await store.apply([commandEntry(5, putCmd('s/5', 'x'))]);
+  t.ok(watcher.isEnded, 'the fifth event does not fit');
+  const revisions: number[] = [];
+  for (let m = watcher.takeNow(); m !== null; m = watcher.takeNow()) revisions.push(m.type === 'events' ? m.revision : -1);
+  t.same(revisions, [1, 2, 3, 4], 'what was buffered is still delivered');
+  t.match(watcher.takeEndError(), { code: 'UNAVAILABLE', details: { reason: 'slowConsumer', resumeRevision: 5 } });
+});
