@@ -6,7 +6,7 @@
 // writes it as JSON to bench/results/<timestamp>.json. Every process and temp dir is removed on any way out.
 //
 // Options: --quick | --keel-only | --profile (Keel leader under put c64 with node --cpu-prof, summarised) |
-//          --seconds N --warmup N (per step) | --keep (keep temp dirs and logs) | --help
+//          --seconds N --warmup N (per step) | --cluster-warmup N | --keep (keep temp dirs and logs) | --help
 import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { BenchCluster, BenchNode } from './lib/cluster.js';
@@ -33,6 +33,8 @@ interface Options {
   /** Minutes to wait for other processes to go quiet before starting (0: do not wait). */
   readonly waitQuietMinutes: number;
   readonly times: StepTimes;
+  /** Seconds of put load on each cluster once it is up, before the first row (both systems alike). */
+  readonly clusterWarmupSeconds: number;
   readonly argv: readonly string[];
 }
 
@@ -59,7 +61,7 @@ function parseOptions(argv: readonly string[]): Options {
     if (!Number.isFinite(value) || value < 0) throw new Error(`--${name} needs a number of seconds`);
     return value;
   };
-  const known = ['--quick', '--keel-only', '--profile', '--keep', '--seconds', '--warmup', '--wait-quiet', '--help'];
+  const known = ['--quick', '--keel-only', '--profile', '--keep', '--seconds', '--warmup', '--cluster-warmup', '--wait-quiet', '--help'];
   for (const arg of argv) {
     if (arg.startsWith('--') && !known.includes(arg)) throw new Error(`unknown option ${arg} (try --help)`);
   }
@@ -71,6 +73,7 @@ function parseOptions(argv: readonly string[]): Options {
     keep: argv.includes('--keep'),
     waitQuietMinutes: number('wait-quiet', 10, true),
     times: { seconds: number('seconds', quick ? 3 : 10), warmupSeconds: number('warmup', quick ? 1 : 2) },
+    clusterWarmupSeconds: number('cluster-warmup', quick ? 5 : 15),
     argv,
   };
 }
@@ -92,7 +95,7 @@ function rowSpecs(options: Options): RowSpec[] {
     puts(256, false),
     { id: 'read-linearizable-c64', label: 'linearizable read c64', inQuick: true, run: (c, l) => readLoad(c, l, 64, false, t) },
     { id: 'read-serializable-c64', label: 'serializable read c64', inQuick: true, run: (c, l) => readLoad(c, l, 64, true, t) },
-    { id: 'watch-latency', label: `put-to-watch latency (${watchPuts} seq. puts)`, inQuick: true, run: (c, l) => watchLatency(c, l, watchPuts) },
+    { id: 'watch-latency', label: `put-to-watch latency (${watchPuts} seq. puts)`, inQuick: true, run: (c, l) => watchLatency(c, l, watchPuts, t.warmupSeconds) },
     { id: 'lease-grant-c64', label: 'lease grant c64', inQuick: false, run: (c, l) => leaseGrantLoad(c, l, 64, t) },
     { id: 'lease-keepalive-c64', label: 'lease keepalive c64', inQuick: false, run: (c, l) => leaseKeepaliveLoad(c, l, 64, t) },
     { id: 'lock-handoff', label: `lock hand-off (${handoffs}, Keel only)`, inQuick: true, keelOnly: true, run: (_c, l) => lockHandoff(l, handoffs) },
@@ -127,6 +130,21 @@ async function runOn(spec: RowSpec, cluster: BenchCluster): Promise<Measurement>
     const note = `failed: ${(err as Error).message}`;
     log(`${spec.label} / ${system}: ${note}`);
     return notApplicable(note);
+  }
+}
+
+/**
+ * Put load on each cluster before the first row, the same for both. A fresh Keel node runs its write path through
+ * V8's interpreter and baseline compilers for its first seconds: put c1 measured 1.47 ms p50 in its first 5 s and
+ * 0.86-0.91 ms from 10 s on (etcd, compiled ahead of time, 0.79-0.89 throughout). Without this the first row
+ * measures Keel's start-up; each row still has its own warm-up.
+ */
+async function warmUpClusters(clusters: readonly BenchCluster[], seconds: number): Promise<void> {
+  if (seconds <= 0) return;
+  for (const cluster of clusters) {
+    const leader = await cluster.leader(15_000);
+    const measured = await putLoad(cluster, leader, 4, { seconds, warmupSeconds: 0 });
+    log(`cluster warm-up / ${cluster.api.system}: ${seconds} s of put c4, ${describe(measured)}`);
   }
 }
 
@@ -182,6 +200,7 @@ async function compare(supervisor: Supervisor, options: Options): Promise<void> 
   const { keel, etcd } = await startClusters(supervisor, options, notes);
   const meter = new CpuMeter();
   for (const node of [...keel.nodes, ...(etcd?.nodes ?? [])]) meter.track(node.child.pid);
+  await warmUpClusters([keel, ...(etcd === null ? [] : [etcd])], options.clusterWarmupSeconds);
   const rows: Row[] = [];
   const specs = rowSpecs(options);
   for (const [i, spec] of specs.entries()) {
@@ -220,6 +239,7 @@ async function compare(supervisor: Supervisor, options: Options): Promise<void> 
     settings: {
       stepSeconds: options.times.seconds,
       warmupSeconds: options.times.warmupSeconds,
+      clusterWarmupSeconds: options.clusterWarmupSeconds,
       valueBytes,
       putKeySpace: keySpace,
       loadGenerator: 'autocannon, in the benchmark process (shares the CPU with both clusters)',
@@ -236,7 +256,7 @@ async function compare(supervisor: Supervisor, options: Options): Promise<void> 
   const lines = [
     '',
     `Keel vs etcd — ${machine.nproc} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.kernel}, node ${machine.node}, data on ${machine.dataFileSystem}`,
-    `${keel.version} vs ${etcd?.version ?? 'etcd: not run'}; ${options.times.seconds} s per step after ${options.times.warmupSeconds} s warm-up; ratios are Keel/etcd (req/s: higher is better; latency: lower is better)`,
+    `${keel.version} vs ${etcd?.version ?? 'etcd: not run'}; ${options.times.seconds} s per step after ${options.times.warmupSeconds} s warm-up, each cluster warmed up first by ${options.clusterWarmupSeconds} s of put c4; ratios are Keel/etcd (req/s: higher is better; latency: lower is better)`,
     '',
     table,
     '',
@@ -311,12 +331,13 @@ async function profile(supervisor: Supervisor, options: Options): Promise<void> 
   process.stdout.write(`\n${renderProfile(summary)}\n\nprofile: ${path.relative(process.cwd(), saved)} (open in Chrome DevTools > Performance)\nsummary: ${path.relative(process.cwd(), out)}\n`);
 }
 
-const usage = `usage: npm run bench [-- --quick | --keel-only | --profile | --seconds N | --warmup N | --keep | --wait-quiet [M]]
+const usage = `usage: npm run bench [-- --quick | --keel-only | --profile | --seconds N | --warmup N | --cluster-warmup N | --keep | --wait-quiet [M]]
   (no option)   the full comparison with etcd, about 5 minutes
   --quick       a subset (put c1/c64, reads, watch, lock) with 3 s steps, about 1 minute
   --keel-only   do not install or run etcd (ratios n/a)
   --profile     Keel only: the leader under put c64 with node --cpu-prof; prints the top self-time functions
   --seconds N   seconds per measured step (default 10, --quick 3); --warmup N: warm-up seconds (default 2, --quick 1)
+  --cluster-warmup N  seconds of put load on each cluster before the first step (default 15, --quick 5)
   --keep        keep the temp dirs (data and logs of every node) for a post-mortem
   --wait-quiet [M]  first wait up to M minutes (default 10) until other processes use < 0.3 cores
 `;

@@ -2,6 +2,8 @@
 // POST /v3/watch through the gateway, one JSON per line), then `puts` sequential puts of that key. Each sample is
 // the time from sending the put to receiving its event on the stream (the put's own answer is awaited too before
 // the next put). Each value carries its sequence number, so an event is matched to its put, never to another.
+// Like every other step it first warms up for `warmupSeconds` (the same puts, not sampled): a step right after a
+// c64 load otherwise measures the system's recovery from that load instead of its put-to-watch latency.
 import { randomBytes } from 'node:crypto';
 import type { BenchCluster, BenchNode } from '../lib/cluster.js';
 import { openLineStream, sendOk } from '../lib/http.js';
@@ -9,9 +11,10 @@ import { latencyMeasurement, type Measurement } from '../lib/load.js';
 import { valueBytes } from './put.js';
 
 const eventTimeoutMs = 5_000;
-const warmupPuts = 20;
+/** At least this many warm-up puts, however short the warm-up time. */
+const warmupPutsMin = 20;
 
-export async function watchLatency(cluster: BenchCluster, leader: BenchNode, puts: number): Promise<Measurement> {
+export async function watchLatency(cluster: BenchCluster, leader: BenchNode, puts: number, warmupSeconds: number): Promise<Measurement> {
   const key = `bench/watch/${randomBytes(4).toString('hex')}`;
   const arrived = new Map<number, number>();
   let wake: (() => void) | null = null;
@@ -31,16 +34,21 @@ export async function watchLatency(cluster: BenchCluster, leader: BenchNode, put
     const samples: number[] = [];
     const answers: number[] = [];
     let missed = 0;
-    const started = performance.now();
-    for (let seq = 0; seq < warmupPuts + puts; seq++) {
-      const value = `w${seq}:`.padEnd(valueBytes, 'x');
+    let seq = 0;
+    // One put and its event; sampled unless warming up. False if the event did not come within eventTimeoutMs.
+    const putAndWatch = async (sampled: boolean): Promise<boolean> => {
+      const at = seq++;
       const sentAt = performance.now();
-      await sendOk(leader.clientUrl, cluster.api.put(key, value));
-      if (seq >= warmupPuts) answers.push(performance.now() - sentAt);
-      const ok = await waitFor(() => arrived.has(seq), eventTimeoutMs, null, (w) => (wake = w));
-      if (!ok) missed++;
-      else if (seq >= warmupPuts) samples.push(arrived.get(seq)! - sentAt);
-    }
+      await sendOk(leader.clientUrl, cluster.api.put(key, `w${at}:`.padEnd(valueBytes, 'x')));
+      if (sampled) answers.push(performance.now() - sentAt);
+      const ok = await waitFor(() => arrived.has(at), eventTimeoutMs, null, (w) => (wake = w));
+      if (ok && sampled) samples.push(arrived.get(at)! - sentAt);
+      return ok;
+    };
+    const warmupEnd = performance.now() + warmupSeconds * 1000;
+    while (seq < warmupPutsMin || performance.now() < warmupEnd) await putAndWatch(false);
+    const started = performance.now();
+    for (let i = 0; i < puts; i++) if (!(await putAndWatch(true))) missed++;
     const seconds = (performance.now() - started) / 1000;
     // The put's own answer time, for telling the write path from the watch delivery path.
     const answerP50 = latencyMeasurement(answers, seconds).p50Ms;
