@@ -27,7 +27,26 @@ function killLiveChildren(): void {
     }
   }
 }
-process.once('exit', killLiveChildren);
+/**
+ * Temp dirs of clusters whose teardown has not run yet. If the test process dies first (an error thrown outside
+ * any subtest: a cluster that never elected), the exit hook prints their node logs' tails and removes them.
+ */
+const liveDirs = new Set<string>();
+function removeLiveDirs(): void {
+  for (const dir of liveDirs) {
+    for (const tail of logTails(dir)) process.stderr.write(`${tail}\n`);
+    if (process.env['KEEL_KEEP_TEST_DIRS'] === '1') continue;
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // A node killed a moment ago may still be writing: leave the dir rather than fail the exit.
+    }
+  }
+}
+process.once('exit', () => {
+  killLiveChildren();
+  removeLiveDirs();
+});
 // tap stops a test file that ran over its timeout with a signal: kill the nodes first, then die as asked.
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.once(signal, () => {
@@ -69,22 +88,33 @@ export interface ClusterOptions {
  */
 const handedOut = new Set<number>();
 
+/**
+ * Where free ports are picked: below Linux's ephemeral range (32768-60999), which every outgoing connection and
+ * every listen(0) of the parallel test processes draws from. A port picked from that range could be taken as
+ * the source port of some other test's connection before the node bound it (seen: a node dying on EADDRINUSE at
+ * start, its cluster never electing). Picked at random, two test processes rarely try the same one, and a port
+ * is handed out only after binding it here succeeded.
+ */
+const portRange = { low: 20_000, high: 32_767 } as const;
+const portTriesMax = 1_000;
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
 export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = net.createServer();
-      server.unref();
-      server.on('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const { port: bound } = server.address() as net.AddressInfo;
-        server.close(() => resolve(bound));
-      });
-    });
-    if (!handedOut.has(port)) {
-      handedOut.add(port);
-      return port;
-    }
+  for (let tries = 0; tries < portTriesMax; tries++) {
+    const port = portRange.low + Math.floor(Math.random() * (portRange.high - portRange.low + 1));
+    if (handedOut.has(port) || !(await canBind(port))) continue;
+    handedOut.add(port);
+    return port;
   }
+  throw new Error(`no free port in ${portRange.low}-${portRange.high} after ${portTriesMax} tries`);
 }
 
 export interface TestNode {
@@ -262,6 +292,15 @@ export async function createCluster(options: ClusterOptions = {}, prefix = 'keel
 
 const logTailLines = 40;
 
+/** The last lines of every *.log file directly in `dir` (the node logs), one text per file. */
+function logTails(dir: string): string[] {
+  const logs = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.log')) : [];
+  return logs.map((log) => {
+    const lines = readFileSync(path.join(dir, log), 'utf8').trimEnd().split('\n');
+    return `${log}, last ${Math.min(logTailLines, lines.length)} lines:\n${lines.slice(-logTailLines).join('\n')}`;
+  });
+}
+
 /**
  * Removes a test's temp dir, pass or fail. When the test failed, first prints the last lines of every *.log file
  * directly in it (the node logs), plus `extra`; with KEEL_KEEP_TEST_DIRS=1 a failed test's dir is kept instead.
@@ -269,11 +308,7 @@ const logTailLines = 40;
 export function removeTestDir(t: TapLike, dir: string, extra = ''): void {
   if (!t.passing()) {
     if (extra !== '') t.comment(extra);
-    const logs = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.log')) : [];
-    for (const log of logs) {
-      const lines = readFileSync(path.join(dir, log), 'utf8').trimEnd().split('\n');
-      t.comment(`${log}, last ${Math.min(logTailLines, lines.length)} lines:\n${lines.slice(-logTailLines).join('\n')}`);
-    }
+    for (const tail of logTails(dir)) t.comment(tail);
     if (process.env['KEEL_KEEP_TEST_DIRS'] === '1') {
       t.comment(`kept ${dir} (KEEL_KEEP_TEST_DIRS=1)`);
       return;
@@ -285,9 +320,11 @@ export function removeTestDir(t: TapLike, dir: string, extra = ''): void {
 export async function startCluster(t: TapLike, options: ClusterOptions = {}): Promise<TestCluster> {
   const cluster = await createCluster(options);
   const { dir, nodes } = cluster;
+  liveDirs.add(dir);
   t.teardown(async () => {
     await cluster.destroy();
     removeTestDir(t, dir);
+    liveDirs.delete(dir);
   });
   for (const node of nodes) cluster.start(node.id);
   return cluster;
