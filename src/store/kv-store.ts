@@ -15,9 +15,9 @@
 // new batch. A crash then leaves the store at the compact entry, a state a call ending with it would have left
 // too.
 //
-// Answers before the write lands: once a batch's write is issued, the in-memory metadata moves, watchers get its
+// Answers before the write lands: once a batch's write is prepared, the in-memory metadata moves, watchers get its
 // revisions, the effects run and the driver answers the proposers (apply()'s `answer`), without waiting the
-// ~0.2 ms the write takes. Nothing a crash could undo is shown: the entries are committed in the Raft log, and
+// ~0.2 ms the write takes; the write itself is handed to LevelDB right after the answers went out. Nothing a crash could undo is shown: the entries are committed in the Raft log, and
 // replaying them rebuilds the very same revisions. Every read of the database first waits for the write in
 // flight (settled()), so whoever saw an answer or an event reads its data; and the driver's applied index, which
 // ReadIndex waits for, moves only once apply() returned, after the write landed.
@@ -183,7 +183,7 @@ export class KvStore implements StateMachine {
   }
 
   /**
-   * Writes the batch. Once the write is issued (before it lands) the in-memory metadata moves, watchers get the
+   * Writes the batch. Once the write is prepared (before it lands) the in-memory metadata moves, watchers get the
    * batch's revisions, the entries' effects run and `beforeLanding` answers the proposers: the entries are
    * committed, so a crash before the write lands replays them to exactly this state (the write is not even
    * synced by default: see the top). Everything that reads the database waits for the write in flight
@@ -196,7 +196,11 @@ export class KvStore implements StateMachine {
     }
     const { ops, state } = batch.finish();
     traceMark('store.write');
-    const landing = writeBatch(this.db, ops, this.options.syncWrites ?? false).then(() => this.reads.invalidate());
+    // Issued once the promise jobs queued now have run: the answers (resolved just below) go out first, and the
+    // hand-off of the write to LevelDB's thread is not in front of them. Reads wait for `landing` meanwhile.
+    const landing = new Promise<void>((resolve, reject) => {
+      process.nextTick(() => writeBatch(this.db, ops, this.options.syncWrites ?? false).then(resolve, reject));
+    }).then(() => this.reads.invalidate());
     this.landing = landing.then(
       () => undefined,
       (err: unknown) => {
