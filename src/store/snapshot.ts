@@ -48,25 +48,68 @@ function checksum(pairs: readonly Bytes[]): Uint8Array {
  */
 export async function exportSnapshot(db: StoreDb, snapshot: DbSnapshot): Promise<{ index: number; data: Uint8Array }> {
   const skip = metaKey('restoring');
-  const hash = createHash('sha256');
-  const length = new Uint8Array(4);
-  const view = new DataView(length.buffer);
+  const applied = metaKey('appliedIndex');
+  const hash = new HashFeed();
   const chunks = new ChunkWriter();
   let count = 0;
   let index = 0;
-  for await (const [key, value] of db.iterator({ snapshot })) {
-    if (compareBytes(key, skip) === 0 || isAppliedLogKey(key)) continue;
-    if (compareBytes(key, metaKey('appliedIndex')) === 0) index = readBe8(value, 0);
-    for (const part of [key, value]) {
-      view.setUint32(0, part.byteLength);
-      hash.update(length);
-      hash.update(part);
-      chunks.writeBin(part);
+  const iterator = db.iterator({ snapshot });
+  try {
+    // A few hundred pairs per call: one promise each, not one per pair (most of the export's time at 3 per put).
+    for (let batch = await iterator.nextv(exportBatchPairs); batch.length > 0; batch = await iterator.nextv(exportBatchPairs)) {
+      for (const [key, value] of batch) {
+        if (compareBytes(key, skip) === 0 || isAppliedLogKey(key)) continue;
+        if (compareBytes(key, applied) === 0) index = readBe8(value, 0);
+        hash.add(key);
+        hash.add(value);
+        chunks.writeBin(key);
+        chunks.writeBin(value);
+        count += 2;
+      }
     }
-    count += 2;
+  } finally {
+    await iterator.close();
   }
   const data = await packSnapshot({ v: snapshotVersion, format: formatVersion, appliedIndex: index, checksum: hash.digest() }, count, chunks);
   return { index, data };
+}
+
+/** Pairs asked of the iterator per call. */
+const exportBatchPairs = 512;
+const hashBlockBytes = 64 * 1024;
+
+/**
+ * The checksum() stream (each part length-prefixed, sha256) fed in 64 KiB blocks instead of two hash updates per
+ * part: the same digest, a fraction of the calls.
+ */
+class HashFeed {
+  private readonly hash = createHash('sha256');
+  private readonly block = Buffer.allocUnsafe(hashBlockBytes);
+  private at = 0;
+
+  add(part: Uint8Array): void {
+    if (this.at + 4 + part.byteLength > hashBlockBytes) this.flush();
+    if (4 + part.byteLength > hashBlockBytes) {
+      const length = Buffer.allocUnsafe(4);
+      length.writeUInt32BE(part.byteLength, 0);
+      this.hash.update(length);
+      this.hash.update(part);
+      return;
+    }
+    this.block.writeUInt32BE(part.byteLength, this.at);
+    this.block.set(part, this.at + 4);
+    this.at += 4 + part.byteLength;
+  }
+
+  digest(): Uint8Array {
+    this.flush();
+    return this.hash.digest();
+  }
+
+  private flush(): void {
+    if (this.at > 0) this.hash.update(this.block.subarray(0, this.at));
+    this.at = 0;
+  }
 }
 
 const chunkBytes = 1 << 20;
