@@ -33,7 +33,7 @@ interface Options {
   /** Minutes to wait for other processes to go quiet before starting (0: do not wait). */
   readonly waitQuietMinutes: number;
   readonly times: StepTimes;
-  /** Seconds of put load on each cluster once it is up, before the first row (both systems alike). */
+  /** Seconds of put c1 on each cluster once it is up, before the first row (both systems alike). */
   readonly clusterWarmupSeconds: number;
   readonly argv: readonly string[];
 }
@@ -73,7 +73,7 @@ function parseOptions(argv: readonly string[]): Options {
     keep: argv.includes('--keep'),
     waitQuietMinutes: number('wait-quiet', 10, true),
     times: { seconds: number('seconds', quick ? 3 : 10), warmupSeconds: number('warmup', quick ? 1 : 2) },
-    clusterWarmupSeconds: number('cluster-warmup', quick ? 5 : 15),
+    clusterWarmupSeconds: number('cluster-warmup', quick ? 5 : 10),
     argv,
   };
 }
@@ -134,7 +134,7 @@ async function runOn(spec: RowSpec, cluster: BenchCluster): Promise<Measurement>
 }
 
 /**
- * Put load on each cluster before the first row, the same for both. A fresh Keel node runs its write path through
+ * Sequential puts (put c1) on each cluster before the first row, the same for both. A fresh Keel node runs its write path through
  * V8's interpreter and baseline compilers for its first seconds: put c1 measured 1.47 ms p50 in its first 5 s and
  * 0.86-0.91 ms from 10 s on (etcd, compiled ahead of time, 0.79-0.89 throughout). Without this the first row
  * measures Keel's start-up; each row still has its own warm-up.
@@ -143,8 +143,8 @@ async function warmUpClusters(clusters: readonly BenchCluster[], seconds: number
   if (seconds <= 0) return;
   for (const cluster of clusters) {
     const leader = await cluster.leader(15_000);
-    const measured = await putLoad(cluster, leader, 4, { seconds, warmupSeconds: 0 });
-    log(`cluster warm-up / ${cluster.api.system}: ${seconds} s of put c4, ${describe(measured)}`);
+    const measured = await putLoad(cluster, leader, 1, { seconds, warmupSeconds: 0 });
+    log(`cluster warm-up / ${cluster.api.system}: ${seconds} s of put c1, ${describe(measured)}`);
   }
 }
 
@@ -256,7 +256,7 @@ async function compare(supervisor: Supervisor, options: Options): Promise<void> 
   const lines = [
     '',
     `Keel vs etcd — ${machine.nproc} × ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.kernel}, node ${machine.node}, data on ${machine.dataFileSystem}`,
-    `${keel.version} vs ${etcd?.version ?? 'etcd: not run'}; ${options.times.seconds} s per step after ${options.times.warmupSeconds} s warm-up, each cluster warmed up first by ${options.clusterWarmupSeconds} s of put c4; ratios are Keel/etcd (req/s: higher is better; latency: lower is better)`,
+    `${keel.version} vs ${etcd?.version ?? 'etcd: not run'}; ${options.times.seconds} s per step after ${options.times.warmupSeconds} s warm-up, each cluster warmed up first by ${options.clusterWarmupSeconds} s of put c1; ratios are Keel/etcd (req/s: higher is better; latency: lower is better)`,
     '',
     table,
     '',
@@ -337,7 +337,7 @@ const usage = `usage: npm run bench [-- --quick | --keel-only | --profile | --se
   --keel-only   do not install or run etcd (ratios n/a)
   --profile     Keel only: the leader under put c64 with node --cpu-prof; prints the top self-time functions
   --seconds N   seconds per measured step (default 10, --quick 3); --warmup N: warm-up seconds (default 2, --quick 1)
-  --cluster-warmup N  seconds of put load on each cluster before the first step (default 15, --quick 5)
+  --cluster-warmup N  seconds of put c1 on each cluster before the first step (default 10, --quick 5)
   --keep        keep the temp dirs (data and logs of every node) for a post-mortem
   --wait-quiet [M]  first wait up to M minutes (default 10) until other processes use < 0.3 cores
 `;
