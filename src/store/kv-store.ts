@@ -17,10 +17,11 @@
 //
 // Answers before the write lands: once a batch's write is prepared, the in-memory metadata moves, watchers get its
 // revisions, the effects run and the driver answers the proposers (apply()'s `answer`), without waiting the
-// ~0.2 ms the write takes; the write itself is handed to LevelDB right after the answers went out. Nothing a crash could undo is shown: the entries are committed in the Raft log, and
-// replaying them rebuilds the very same revisions. Every read of the database first waits for the write in
-// flight (settled()), so whoever saw an answer or an event reads its data; and the driver's applied index, which
-// ReadIndex waits for, moves only once apply() returned, after the write landed.
+// ~0.2 ms the write takes; the write itself is handed to LevelDB right after the answers went out. Nothing a
+// crash could undo is shown: the entries are committed in the Raft log, and replaying them rebuilds the very
+// same revisions. Every read of the database first waits for the write in flight (settled()), so whoever saw an
+// answer or an event reads its data; and the driver's applied index, which ReadIndex waits for, moves only once
+// apply() returned, after the write landed.
 //
 // Batches are not synced by default: the Raft log is synced before entries commit, and replaying the tail after
 // a crash rebuilds the same state (`syncWrites` trades throughput for not depending on that). A batch is bounded

@@ -131,9 +131,11 @@ export class WatchHub {
       publishAll();
     } finally {
       this.batching = false;
-      const offered = [...this.offered];
-      this.offered.clear();
-      for (const watcher of offered) watcher.notify();
+      if (this.offered.size > 0) {
+        const offered = [...this.offered];
+        this.offered.clear();
+        for (const watcher of offered) watcher.notify();
+      }
     }
   }
 

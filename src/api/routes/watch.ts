@@ -131,9 +131,9 @@ function pump(watcher: Watcher, writer: StreamWriter): Promise<void> {
     const run = (): void => {
       if (running || draining || done) return;
       running = true;
-      // Everything taken in this run (an apply batch's revisions) goes out in one socket write.
-      writer.cork();
       try {
+        // Everything taken in this run (an apply batch's revisions) goes out in one socket write.
+        writer.cork();
         for (;;) {
           const message = watcher.takeNow();
           if (message === null) {
@@ -163,6 +163,7 @@ function pump(watcher: Watcher, writer: StreamWriter): Promise<void> {
     };
     const endWith = (err: unknown): void => {
       if (err === null) return finish();
+      draining = true; // the error line is the last: nothing runs again before finish()
       const error = isKeelError(err) ? err : new KeelError('INTERNAL', 'watch failed', {}, { cause: err });
       const line = { type: 'error', error: { code: error.code, message: error.message, ...error.details } };
       void writer.write([line]).catch(() => undefined).finally(finish);
