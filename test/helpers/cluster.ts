@@ -83,8 +83,8 @@ export interface ClusterOptions {
 }
 
 /**
- * Ports this test process already handed out. The OS may give a just-closed ephemeral port out again at once, so
- * two calls in a row could return the same port (seen: a 4-node config with two nodes on one client port).
+ * Ports this test process already handed out: never twice, though a port is free again once its check closed
+ * (with listen(0) that gave a 4-node config two nodes on one client port).
  */
 const handedOut = new Set<number>();
 
