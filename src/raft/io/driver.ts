@@ -569,19 +569,22 @@ export class RaftDriver extends EventEmitter {
   }
 
   /**
-   * Every snapshotEntries applied entries, snapshots the state machine and compacts the log, OFF the loop: the
-   * state machine fixes its image synchronously (a LevelDB snapshot at the applied index), then exports it while
-   * the loop keeps persisting, sending and applying. The snapshot record is written (synced) before the log is
+   * Every snapshotEntries applied entries (the first one staggered per node: snapshotStagger()), snapshots the
+   * state machine and compacts the log, OFF the loop: the state machine fixes its image synchronously (a LevelDB
+   * snapshot at the applied index), then exports it while the loop keeps persisting, sending and applying. The snapshot record is written (synced) before the log is
    * compacted, so the entries it replaces are never the only copy lost. A snapshot exported whole can take
    * seconds on a big store; inside the loop that stalled heartbeats and cost the leadership under load.
    */
   private maybeSnapshot(): void {
     if (this.snapshotInFlight !== null || this.closed) return;
     const applied = this.node.log.applied;
-    if (applied - this.lastSnapshotIndex < this.options.snapshotEntries) return;
+    const entries = this.options.snapshotEntries;
+    if (applied - this.lastSnapshotIndex < entries) return;
+    const status = this.node.status();
+    if (this.lastSnapshotIndex === 0 && applied < entries + snapshotStagger(status.id, status.conf.voters, entries)) return;
     const smApplied = this.options.stateMachine.appliedIndex();
     assert(smApplied === applied, `state machine applied ${smApplied} but raft applied ${applied}`);
-    const conf = this.node.status().conf;
+    const conf = status.conf;
     const image = this.options.stateMachine.snapshot();
     const startedMs = this.options.clock.nowMs();
     this.snapshotInFlight = this.writeSnapshot(applied, conf, image, startedMs)
@@ -606,6 +609,18 @@ export class RaftDriver extends EventEmitter {
     const ms = Math.round(this.options.clock.nowMs() - startedMs);
     this.options.logger.info({ index, bytes: data.byteLength, ms }, 'snapshot taken off the loop, log compacted');
   }
+}
+
+/**
+ * How much later than snapshotEntries this node takes its first snapshot: its place among the sorted voters
+ * times snapshotEntries / voters. The later ones follow every snapshotEntries, so the nodes keep their phases
+ * and export one at a time. An export copies the whole store and takes seconds on a big one; all nodes reach the
+ * same index together, so unstaggered they exported at once, which slowed every member of the quorum together
+ * (and on one machine, fought for the same cores). A node that is not a voter (a learner) takes no offset.
+ */
+export function snapshotStagger(id: NodeId, voters: readonly NodeId[], snapshotEntries: number): number {
+  const place = [...voters].sort().indexOf(id);
+  return place <= 0 ? 0 : Math.floor((place * snapshotEntries) / voters.length);
 }
 
 /** Latency trace marks for appends that carry entries and their acks (bench/latency-trace.ts). */
