@@ -199,9 +199,9 @@ export class KvStore implements StateMachine {
     traceMark('store.write');
     // Issued once the promise jobs queued now have run: the answers (resolved just below) go out first, and the
     // hand-off of the write to LevelDB's thread is not in front of them. Reads wait for `landing` meanwhile.
-    const landing = new Promise<void>((resolve, reject) => {
-      process.nextTick(() => writeBatch(this.db, ops, this.options.syncWrites ?? false).then(resolve, reject));
-    }).then(() => this.reads.invalidate());
+    const landing = new Promise<void>((resolve) => process.nextTick(resolve))
+      .then(() => writeBatch(this.db, ops, this.options.syncWrites ?? false))
+      .then(() => this.reads.invalidate());
     this.landing = landing.then(
       () => undefined,
       (err: unknown) => {

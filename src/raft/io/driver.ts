@@ -571,9 +571,10 @@ export class RaftDriver extends EventEmitter {
   /**
    * Every snapshotEntries applied entries (the first one staggered per node: snapshotStagger()), snapshots the
    * state machine and compacts the log, OFF the loop: the state machine fixes its image synchronously (a LevelDB
-   * snapshot at the applied index), then exports it while the loop keeps persisting, sending and applying. The snapshot record is written (synced) before the log is
-   * compacted, so the entries it replaces are never the only copy lost. A snapshot exported whole can take
-   * seconds on a big store; inside the loop that stalled heartbeats and cost the leadership under load.
+   * snapshot at the applied index), then exports it while the loop keeps persisting, sending and applying. The
+   * snapshot record is written (synced) before the log is compacted, so the entries it replaces are never the
+   * only copy lost. A snapshot exported whole can take seconds on a big store; inside the loop that stalled
+   * heartbeats and cost the leadership under load.
    */
   private maybeSnapshot(): void {
     if (this.snapshotInFlight !== null || this.closed) return;
