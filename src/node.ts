@@ -238,6 +238,7 @@ function leaseAwareStateMachine(store: KvStore, leases: LeaseLayer, authChanged:
     appliedIndex: () => store.appliedIndex(),
     apply: (entries, answer) => store.apply(entries, answer),
     snapshot: () => store.snapshot(),
+    persist: () => store.persist(),
     restore: async (snapshot) => {
       await store.restore(snapshot);
       authChanged();
@@ -337,8 +338,17 @@ async function openDurableState(
     logger: logger.child({ component: 'store' }),
     ...(cluster.debug === true ? { recordApplied: true } : {}),
   });
-  if (store.appliedIndex() < storage.snapshotMetadata().index) {
-    // A crash after a received snapshot was persisted but before the store was restored from it.
+  const snapshotIndex = storage.snapshotMetadata().index;
+  if (store.appliedIndex() < snapshotIndex) {
+    // A crash after a received snapshot was persisted but before the store was restored from it. A snapshot taken
+    // here without data is never ahead of the store (the store is synced before it is recorded): if one is, the
+    // store lost synced writes, and replaying the log cannot rebuild what its compacted entries did.
+    if (!storage.snapshotExported()) {
+      throw new Error(
+        `the store in ${config.dataDir} has applied up to ${store.appliedIndex()}, behind the Raft log's snapshot at ${snapshotIndex} ` +
+          'which has no data: the store lost synced writes. Remove this member and add it back with an empty data dir.',
+      );
+    }
     await store.restore(storage.snapshot());
   }
   await loadAppliedMembers(store, directory);
@@ -366,6 +376,7 @@ function nodeMetrics(
           proposalsCommitted: driver.counters.proposalsCommitted,
           proposalsFailed: driver.counters.proposalsFailed,
           snapshotsTaken: driver.counters.snapshotsTaken,
+          snapshotsExported: driver.counters.snapshotsExported,
           snapshotsInstalled: driver.counters.snapshotsInstalled,
           revision: store.revision(),
           keys: store.keyCount(),

@@ -17,6 +17,7 @@ export interface MetricsReadings {
   readonly proposalsCommitted: number;
   readonly proposalsFailed: number;
   readonly snapshotsTaken: number;
+  readonly snapshotsExported: number;
   readonly snapshotsInstalled: number;
   readonly revision: number;
   readonly keys: number;
@@ -57,7 +58,8 @@ export class NodeMetrics {
     counter('keel_raft_leader_changes_total', 'Leader changes seen by this node.', (r) => r.leaderChanges);
     counter('keel_raft_proposals_committed_total', 'Proposals applied.', (r) => r.proposalsCommitted);
     counter('keel_raft_proposals_failed_total', 'Proposals refused, overwritten or timed out.', (r) => r.proposalsFailed);
-    counter('keel_raft_snapshots_taken_total', 'State machine snapshots taken.', (r) => r.snapshotsTaken);
+    counter('keel_raft_snapshots_taken_total', 'Snapshots taken (the store synced and the log compacted).', (r) => r.snapshotsTaken);
+    counter('keel_raft_snapshots_exported_total', 'Snapshots whose data was exported for a follower.', (r) => r.snapshotsExported);
     counter('keel_raft_snapshots_installed_total', 'Snapshots received from a leader and installed.', (r) => r.snapshotsInstalled);
     gauge('keel_store_revision', 'Current store revision.', (r) => r.revision);
     gauge('keel_store_keys', 'Live keys in the store.', (r) => r.keys);

@@ -9,7 +9,7 @@ export type { ProgressStatus, ProposalTicket, RaftStatus } from './raft.js';
 export type { Ready } from './ready.js';
 export { sendsBeforePersist } from './ready.js';
 export type { DurableLogStorage, InitialState, LogStorage, LogWrite, WritableLogStorage } from './storage.js';
-export { LogCompactedError, LogUnavailableError, MemoryLogStorage } from './storage.js';
+export { LogCompactedError, LogUnavailableError, MemoryLogStorage, SnapshotUnavailableError } from './storage.js';
 export { bootstrapEntry } from './bootstrap.js';
 export type * from './types.js';
 export { emptyHardState, emptySnapshot, entryBytes } from './types.js';

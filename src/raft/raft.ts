@@ -17,7 +17,7 @@ import { Progress } from './progress.js';
 import { committedIndex, majority } from './quorum.js';
 import { ReadOnlyQueue } from './read-index.js';
 import type { Ready } from './ready.js';
-import { LogCompactedError } from './storage.js';
+import { LogCompactedError, SnapshotUnavailableError } from './storage.js';
 import { stepFollower, stepCandidate, handleVoteRequest } from './step-follower.js';
 import { stepLeader, handleReadRequest } from './step-leader.js';
 import type {
@@ -628,8 +628,20 @@ export class RaftNode {
     return true;
   }
 
+  /**
+   * Starts sending the latest snapshot. If its data is not exported yet (a snapshot recorded without data:
+   * SnapshotUnavailableError) nothing is sent and the progress stays as it is: the storage remembers the request,
+   * the driver exports one, and the next heartbeat response (which calls sendAppend again) starts the transfer.
+   */
   private startSnapshotTransfer(to: NodeId, pr: Progress): boolean {
-    const snapshot: Snapshot = this.log.snapshot();
+    let snapshot: Snapshot;
+    try {
+      snapshot = this.log.snapshot();
+    } catch (err) {
+      if (!(err instanceof SnapshotUnavailableError)) throw err;
+      this.logger.debug({ to, index: this.log.storage.snapshotMetadata().index }, 'snapshot not exported yet; will retry');
+      return false;
+    }
     assert(snapshot.metadata.index > 0, `follower ${to} needs a snapshot but none exists`);
     pr.becomeSnapshot({ metadata: snapshot.metadata, data: snapshot.data, nextOffset: 0, idleTicks: 0 });
     this.logger.info({ to, index: snapshot.metadata.index, bytes: snapshot.data.byteLength }, 'sending snapshot');

@@ -22,6 +22,11 @@ export interface StateMachine {
    * the call returns, so apply() may run while the promise is pending (the driver exports snapshots off its loop).
    */
   snapshot(): Promise<Uint8Array>;
+  /**
+   * Makes every apply() that has returned durable (a synced write behind them). The driver then records a
+   * snapshot at its applied index without exporting any data: the state machine's own state stands for it.
+   */
+  persist(): Promise<void>;
   /** Replaces the whole state by a snapshot's (appliedIndex becomes its index). */
   restore(snapshot: Snapshot): Promise<void>;
 }

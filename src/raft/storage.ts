@@ -12,6 +12,14 @@ export class LogCompactedError extends Error {
 export class LogUnavailableError extends Error {
   override readonly name = 'LogUnavailableError';
 }
+/**
+ * The latest snapshot was recorded without its data (recordSnapshot(): the state machine's own durable state
+ * stands for it) and none has been exported yet. The request is remembered (snapshotRequested()); the driver
+ * exports one and the caller asks again later. etcd's ErrSnapshotTemporarilyUnavailable.
+ */
+export class SnapshotUnavailableError extends Error {
+  override readonly name = 'SnapshotUnavailableError';
+}
 
 export interface InitialState {
   readonly hardState: HardState;
@@ -28,8 +36,12 @@ export interface LogStorage {
   /** Index of the first entry still held (snapshot index + 1). */
   firstIndex(): Index;
   lastIndex(): Index;
-  /** The most recent snapshot (emptySnapshot if none). */
+  /** The most recent snapshot (emptySnapshot if none). Throws SnapshotUnavailableError if its data is not exported. */
   snapshot(): Snapshot;
+  /** The most recent snapshot's metadata, whether or not its data is held. */
+  snapshotMetadata(): SnapshotMetadata;
+  /** Whether snapshot() was refused since the latest snapshot was recorded without data (the driver exports one). */
+  snapshotRequested(): boolean;
 }
 
 /** The write side shared by every LogStorage implementation, driven by the node loop after each Ready. */
@@ -39,8 +51,17 @@ export interface WritableLogStorage extends LogStorage {
   setHardState(hardState: HardState): void;
   /** Replaces the whole log by a snapshot received from the leader. */
   applySnapshot(snapshot: Snapshot): void;
-  /** Records a snapshot the local state machine made at `index` (<= the last applied index). */
+  /**
+   * Records a snapshot the local state machine made at `index` (<= the last applied index). `index` may equal
+   * the current snapshot's when that one was recorded without data: this exports it.
+   */
   createSnapshot(index: Index, conf: ConfState, data: Uint8Array): Snapshot;
+  /**
+   * Records a snapshot at `index` WITHOUT its data: the caller has made the state machine's state at `index` (or
+   * later) durable, and exports data only when snapshot() is asked for it (a lagging follower). `index` may equal
+   * the current snapshot's (which then counts as not exported).
+   */
+  recordSnapshot(index: Index, conf: ConfState): void;
   /** Discards entries up to and including `index` (which must be covered by the snapshot); only its term is kept. */
   compact(index: Index): void;
 }
@@ -54,10 +75,9 @@ export interface LogWrite {
 
 /** A LogStorage whose writes are asynchronous and durable (the LevelDB one in io/), as the driver uses it. */
 export interface DurableLogStorage extends LogStorage {
-  /** The latest snapshot's metadata, without loading its data (which may live on disk only). */
-  snapshotMetadata(): SnapshotMetadata;
   save(write: LogWrite, sync: boolean): Promise<void>;
   createSnapshot(index: Index, conf: ConfState, data: Uint8Array): Promise<Snapshot>;
+  recordSnapshot(index: Index, conf: ConfState): Promise<SnapshotMetadata>;
   compact(index: Index): Promise<void>;
   close(): Promise<void>;
 }
@@ -101,6 +121,10 @@ export class MemoryLogStorage implements WritableLogStorage {
   private readonly slab = new LogDataSlab();
   private hardState: HardState = emptyHardState;
   private snap: Snapshot = emptySnapshot;
+  /** False while the latest snapshot was recorded without data (recordSnapshot()); `snap.data` is then empty. */
+  private exported = true;
+  /** snapshot() was refused since the latest snapshot was recorded. */
+  private requested = false;
   /** entries[0] is a dummy at the snapshot/compaction point, holding its index and term. */
   private log: Entry[] = [{ type: 'normal', term: 0, index: 0, data: new Uint8Array(0) }];
 
@@ -143,7 +167,24 @@ export class MemoryLogStorage implements WritableLogStorage {
   }
 
   snapshot(): Snapshot {
+    if (!this.exported) {
+      this.requested = true;
+      throw new SnapshotUnavailableError(`the snapshot at ${this.snap.metadata.index} has not been exported yet`);
+    }
     return this.snap;
+  }
+
+  snapshotMetadata(): SnapshotMetadata {
+    return this.snap.metadata;
+  }
+
+  snapshotRequested(): boolean {
+    return this.requested && !this.exported;
+  }
+
+  /** False while the latest snapshot was recorded without data and none has been exported since. */
+  snapshotExported(): boolean {
+    return this.exported;
   }
 
   append(entries: readonly Entry[]): void {
@@ -170,15 +211,33 @@ export class MemoryLogStorage implements WritableLogStorage {
 
   applySnapshot(snapshot: Snapshot): void {
     assert(snapshot.metadata.index >= this.snap.metadata.index, 'snapshot older than the current one');
-    this.snap = snapshot;
+    this.setSnapshot(snapshot, true);
     this.log = [{ type: 'normal', term: snapshot.metadata.term, index: snapshot.metadata.index, data: new Uint8Array(0) }];
   }
 
   createSnapshot(index: Index, conf: ConfState, data: Uint8Array): Snapshot {
-    assert(index > this.snap.metadata.index, `snapshot at ${index} is not newer than ${this.snap.metadata.index}`);
-    assert(index <= this.lastIndex(), `snapshot at ${index} beyond last ${this.lastIndex()}`);
-    this.snap = { metadata: { index, term: this.term(index), conf }, data };
+    this.checkNewSnapshot(index, !this.exported);
+    this.setSnapshot({ metadata: { index, term: this.term(index), conf }, data }, true);
     return this.snap;
+  }
+
+  recordSnapshot(index: Index, conf: ConfState): void {
+    assert(index > 0, 'a snapshot recorded without data needs an index');
+    this.checkNewSnapshot(index, true);
+    this.setSnapshot({ metadata: { index, term: this.term(index), conf }, data: new Uint8Array(0) }, false);
+  }
+
+  /** A new local snapshot must be newer than the current one (or, `sameAllowed`, at its index) and in the log. */
+  checkNewSnapshot(index: Index, sameAllowed: boolean): void {
+    const current = this.snap.metadata.index;
+    assert(index > current || (sameAllowed && index === current), `snapshot at ${index} is not newer than ${current}`);
+    assert(index <= this.lastIndex(), `snapshot at ${index} beyond last ${this.lastIndex()}`);
+  }
+
+  private setSnapshot(snapshot: Snapshot, exported: boolean): void {
+    this.snap = snapshot;
+    this.exported = exported;
+    this.requested = false;
   }
 
   compact(index: Index): void {
@@ -194,6 +253,7 @@ export class MemoryLogStorage implements WritableLogStorage {
     const copy = new MemoryLogStorage();
     copy.hardState = this.hardState;
     copy.snap = this.snap;
+    copy.exported = this.exported;
     copy.log = this.log.slice();
     return copy;
   }

@@ -47,7 +47,7 @@ import { compactionBatchOpsDefault, runCompaction } from './compaction.js';
 import { DedupeTable, dedupeWindowDefault } from './dedupe.js';
 import { executeCommand } from './execute.js';
 import type { KeyRange } from './keys.js';
-import { be8, familyRange, fromUtf8, memberIdOf, memberKey, metaKey } from './keys.js';
+import { be8, familyRange, formatVersion, fromUtf8, memberIdOf, memberKey, metaKey } from './keys.js';
 import type { ChangeGroup, DbSnapshot, StoreDb } from './mvcc.js';
 import { ReadView } from './mvcc.js';
 import { SharedReadSnapshot } from './read-snapshot.js';
@@ -469,6 +469,21 @@ export class KvStore implements StateMachine {
   /** The snapshot and the appliedIndex it holds (safe to call while entries are being applied). */
   async snapshotWithIndex(): Promise<{ index: number; data: Uint8Array }> {
     return this.withReadView((_view, snapshot) => exportSnapshot(this.db, snapshot), true);
+  }
+
+  /**
+   * Makes every write that landed so far durable, for the driver's snapshots without data (the store then stands
+   * for the compacted log). A synced write alone would not do: it fsyncs only LevelDB's current write-ahead log
+   * file, and LevelDB switches to a new one whenever its memtable fills without syncing the old one, so writes
+   * still in the old file could be lost while later ones survive. compactRange() first flushes the memtable to a
+   * table file and waits for it: the table file and the manifest naming it are fsynced, and the old write-ahead
+   * logs are no longer needed. The range given lies past every key family (keys.ts), so no level is compacted.
+   * compactRange() reports no error; the synced write after it fails if LevelDB stopped on a background error.
+   */
+  async persist(): Promise<void> {
+    if (this.phase === 'closed') throw new KeelError('UNAVAILABLE', 'the store is closed');
+    await this.db.compactRange(Uint8Array.of(0xfe), Uint8Array.of(0xff));
+    await writeBatch(this.db, [{ type: 'put', key: metaKey('format'), value: be8(formatVersion) }], true);
   }
 
   async restore(snapshot: Snapshot): Promise<void> {

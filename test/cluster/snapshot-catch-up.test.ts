@@ -1,7 +1,9 @@
 // Goal: a follower that was down while the leader compacted its log past the follower's last entry catches up
 // by installing a snapshot (RELIABILITY.md L5): after restart its appliedIndex reaches the leader's commitIndex,
 // a serializable (local) read on it returns the last key written, /health turns 200, and its /metrics count at
-// least one installed snapshot.
+// least one installed snapshot. The leader's periodic snapshots have no data: it exported one (and only a few)
+// when the follower asked. Then all three are killed and restarted: each comes back from its synced store and
+// its compacted log with every key.
 // Method: a real 3-node cluster (test/helpers/cluster.ts) with raft.snapshotEntries 50 and snapshotKeepEntries 10,
 // so the leader snapshots and compacts every 50 entries. One follower is killed (SIGKILL, by PID), 400 keys are
 // written through the survivors, the follower restarts and is polled. Every child is killed by PID in teardown.
@@ -51,6 +53,23 @@ void t.test('a restarted follower behind a compacted log catches up through a sn
   t.ok(installed >= 1, `${follower}: keel_raft_snapshots_installed_total = ${installed} ≥ 1`);
   const leaderMetrics = await getText(cluster.node(leader).client, '/metrics');
   t.ok((metricValue(leaderMetrics.text, 'keel_raft_snapshots_taken_total') ?? 0) >= keyCount / 50 - 1, `${leader}: snapshots were taken`);
+  // The periodic snapshots carry no data: the leader exported one only when the restarted follower needed it.
+  const exported = metricValue(leaderMetrics.text, 'keel_raft_snapshots_exported_total') ?? 0;
+  t.ok(exported >= 1 && exported <= 3, `${leader}: keel_raft_snapshots_exported_total = ${exported}, for the follower only`);
+
+  // Every node restarts from a log compacted behind a snapshot without data: its store must stand for it.
+  const before = (await cluster.status(leader))!;
+  for (const node of cluster.nodes.map((n) => n.id)) await cluster.kill(node, 'SIGKILL');
+  for (const node of cluster.nodes.map((n) => n.id)) cluster.start(node);
+  await cluster.waitForLeader(setupWaitMs);
+  for (const node of cluster.nodes.map((n) => n.id)) {
+    const back = await waitFor(`${node} to apply up to ${before.commitIndex} after a restart`, setupWaitMs, async () => {
+      const s = await cluster.status(node);
+      return s !== null && s.appliedIndex >= before.commitIndex ? s : null;
+    });
+    const held = await cluster.client([node]).call<{ count: number }>('GET', '/v1/kv/catch-up/?prefix=true&countOnly=true&consistency=serializable');
+    t.equal(held.body.count, keyCount + 2, `${node} restarted at ${back.appliedIndex} and holds all ${keyCount + 2} keys`);
+  }
 });
 
 async function writeMany(client: HttpClient, count: number, concurrency: number): Promise<void> {

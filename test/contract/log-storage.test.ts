@@ -2,25 +2,28 @@
 // refuses to serve a damaged log.
 // Method: one contract suite runs against both through a tiny async adapter (Memory's writes are synchronous,
 // Level's are not): append, conflicting-suffix truncation, term/entries/firstIndex/lastIndex, maxBytes, snapshot
-// install and creation, compaction, and the LogCompactedError/LogUnavailableError edges. LevelDB-only cases close and
+// install and creation, snapshots recorded without data (SnapshotUnavailableError until one is exported),
+// compaction, and the LogCompactedError/LogUnavailableError edges. LevelDB-only cases close and
 // reopen the database and compare everything the core can read, and tamper with the files through classic-level
 // directly (garbage, truncated and bit-flipped values, a missing entry, a stray key) to check open() throws
 // CorruptLogError and releases the database.
 import { ClassicLevel } from 'classic-level';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { CorruptLogError, LevelLogStorage, levelLogKeys } from '../../src/raft/io/level-log-storage.js';
 import type { LogWrite } from '../../src/raft/storage.js';
-import { LogCompactedError, LogUnavailableError, MemoryLogStorage, type LogStorage } from '../../src/raft/storage.js';
-import { emptySnapshot, entryBytes, type ConfState, type Entry, type HardState, type Index, type Snapshot } from '../../src/raft/types.js';
-import { encodeEntry } from '../../src/raft/codec.js';
+import { LogCompactedError, LogUnavailableError, MemoryLogStorage, SnapshotUnavailableError, type LogStorage } from '../../src/raft/storage.js';
+import { emptySnapshot, entryBytes, type ConfState, type Entry, type HardState, type Index, type Snapshot, type SnapshotMetadata } from '../../src/raft/types.js';
+import { encodeEntry, encodeSnapshotMetadata } from '../../src/raft/codec.js';
 
 /** The write side both implementations offer the driver, asynchronous. */
 interface DurableLog extends LogStorage {
   save(write: LogWrite, sync: boolean): Promise<void>;
   createSnapshot(index: Index, conf: ConfState, data: Uint8Array): Promise<Snapshot>;
+  recordSnapshot(index: Index, conf: ConfState): Promise<SnapshotMetadata>;
   compact(index: Index): Promise<void>;
   close(): Promise<void>;
 }
@@ -34,6 +37,8 @@ class MemoryAdapter implements DurableLog {
   firstIndex = () => this.log.firstIndex();
   lastIndex = () => this.log.lastIndex();
   snapshot = () => this.log.snapshot();
+  snapshotMetadata = () => this.log.snapshotMetadata();
+  snapshotRequested = () => this.log.snapshotRequested();
   async save(write: LogWrite): Promise<void> {
     if (write.snapshot !== null) this.log.applySnapshot(write.snapshot);
     this.log.append(write.entries);
@@ -41,6 +46,10 @@ class MemoryAdapter implements DurableLog {
   }
   async createSnapshot(index: Index, conf: ConfState, data: Uint8Array): Promise<Snapshot> {
     return this.log.createSnapshot(index, conf, data);
+  }
+  async recordSnapshot(index: Index, conf: ConfState): Promise<SnapshotMetadata> {
+    this.log.recordSnapshot(index, conf);
+    return this.log.snapshotMetadata();
   }
   async compact(index: Index): Promise<void> {
     this.log.compact(index);
@@ -87,7 +96,15 @@ function view(log: LogStorage): object {
   const last = log.lastIndex();
   const terms: number[] = [];
   for (let i = first - 1; i <= last; i++) terms.push(log.term(i));
-  return { first, last, terms, initial: log.initialState(), snapshot: log.snapshot(), entries: log.entries(first, last + 1, all) };
+  const metadata = log.snapshotMetadata();
+  let snapshot: Snapshot | 'not exported';
+  try {
+    snapshot = log.snapshot();
+  } catch (err) {
+    if (!(err instanceof SnapshotUnavailableError)) throw err;
+    snapshot = 'not exported';
+  }
+  return { first, last, terms, initial: log.initialState(), metadata, snapshot, entries: log.entries(first, last + 1, all) };
 }
 
 for (const impl of implementations) {
@@ -194,6 +211,34 @@ for (const impl of implementations) {
       t.same(log.entries(5, 7, all), run(5, [2, 4]), 'entries at or below the compaction point are skipped');
     });
 
+    void t.test('a snapshot recorded without data: refused until one is exported', async (t) => {
+      const log = await impl.open(t);
+      await log.save(write({ entries: run(1, [1, 1, 2, 2, 3, 3]) }), true);
+      t.equal(log.snapshotRequested(), false);
+      const metadata = await log.recordSnapshot(4, conf);
+      t.same(metadata, { index: 4, term: 2, conf });
+      t.same(log.snapshotMetadata(), metadata);
+      t.same(log.initialState().confState, conf);
+      t.equal(log.snapshotRequested(), false, 'nobody asked yet');
+      t.throws(() => log.snapshot(), SnapshotUnavailableError);
+      t.equal(log.snapshotRequested(), true, 'the refusal is remembered');
+      await log.compact(4);
+      t.equal(log.firstIndex(), 5, 'compaction up to it works as with data');
+      t.equal(log.term(4), 2);
+      await t.rejects(log.recordSnapshot(3, conf), { name: 'AssertionError' }, 'older');
+      await t.rejects(log.recordSnapshot(7, conf), { name: 'AssertionError' }, 'beyond the last entry');
+      const exported = await log.createSnapshot(4, conf, data(4, 32));
+      t.same(log.snapshot(), exported, 'exported at the same index');
+      t.equal(log.snapshotRequested(), false, 'the request is answered');
+      await t.rejects(log.createSnapshot(4, conf, data(1)), { name: 'AssertionError' }, 'an exported one is not exported again');
+      await log.recordSnapshot(6, conf);
+      t.throws(() => log.snapshot(), SnapshotUnavailableError, 'a newer one recorded without data replaces it');
+      const installed: Snapshot = { metadata: { index: 9, term: 4, conf }, data: data(9, 8) };
+      await log.save(write({ snapshot: installed }), true);
+      t.equal(log.snapshotRequested(), false, 'a snapshot from the leader answers the request too');
+      t.same(log.snapshot(), installed);
+    });
+
     void t.test('install a snapshot from the leader', async (t) => {
       const log = await impl.open(t);
       await log.save(write({ entries: run(1, [1, 1, 2]) }), true);
@@ -242,6 +287,17 @@ void t.test('LevelLogStorage only', async (t) => {
     await reopen('snapshot installed from a leader');
     await log.save(write({ entries: run(21, [6, 6, 7]) }), false);
     await reopen('unsynced append after a snapshot');
+    await log.recordSnapshot(22, conf);
+    await reopen('a snapshot recorded without data');
+    await log.compact(22);
+    await reopen('compacted up to a snapshot without data');
+    await log.createSnapshot(22, conf, data(22, 200));
+    await reopen('that snapshot exported');
+    t.same(readdirSync(path.join(dir, 'snap')), ['22-6.snap']);
+    await log.save(write({ entries: run(24, [7, 7]) }), true);
+    await log.recordSnapshot(25, conf);
+    await reopen('a newer one without data');
+    t.same(readdirSync(path.join(dir, 'snap')), [], 'the older file is deleted');
   });
 
   void t.test('writes are serialized in call order', async (t) => {
@@ -320,6 +376,9 @@ void t.test('LevelLogStorage only', async (t) => {
         { type: 'del', key: levelLogKeys.entry(1) },
       ]);
     }, /no snapshot/);
+    const lazy = encodeSnapshotMetadata({ index: 3, term: 2, conf });
+    await expectCorrupt(t, 'an unexported-snapshot record for another snapshot', (db) => db.put(levelLogKeys.unexported, lazy), /unexported-snapshot record \(3\)/);
+    await expectCorrupt(t, 'a snapshot without its unexported record and without a file', (db) => db.put(levelLogKeys.snapshot, lazy), /snapshot/);
   });
 
   void t.test('CorruptLogError is a typed error', async (t) => {

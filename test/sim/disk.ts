@@ -10,8 +10,11 @@ import { emptySmState, type SmState } from './state-machine.js';
 export type DiskWrite =
   /** One Ready's batch: snapshot, entries and hard state together (atomic). */
   | { readonly kind: 'ready'; readonly snapshot: Snapshot | null; readonly entries: readonly Entry[]; readonly hardState: HardState | null }
-  /** The driver's own snapshot and log compaction (one batch). */
-  | { readonly kind: 'snapshot'; readonly index: number; readonly conf: ConfState; readonly data: Uint8Array; readonly compactTo: number }
+  /**
+   * The driver's own snapshot and log compaction (one batch). `data` null: recorded without data, as the driver's
+   * periodic snapshot is (the state machine's writes before it in this stream stand for it).
+   */
+  | { readonly kind: 'snapshot'; readonly index: number; readonly conf: ConfState; readonly data: Uint8Array | null; readonly compactTo: number }
   /** The state machine after applying one entry or restoring a snapshot (effects and appliedIndex together). */
   | { readonly kind: 'sm'; readonly state: SmState };
 
@@ -77,7 +80,8 @@ function apply(storage: MemoryLogStorage, write: DiskWrite): void {
       if (write.hardState !== null) storage.setHardState(write.hardState);
       return;
     case 'snapshot':
-      storage.createSnapshot(write.index, write.conf, write.data);
+      if (write.data === null) storage.recordSnapshot(write.index, write.conf);
+      else storage.createSnapshot(write.index, write.conf, write.data);
       if (write.compactTo >= storage.firstIndex()) storage.compact(write.compactTo);
       return;
     case 'sm':

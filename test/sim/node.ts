@@ -99,13 +99,17 @@ export class SimNode {
 
   private start(): void {
     const storage = this.disk.live;
-    const snapshot = storage.snapshot();
-    if (this.sm.index < snapshot.metadata.index) {
-      // A crash hit after a received snapshot was persisted but before the state was restored from it.
-      this.sm = snapshotState(snapshot);
+    const metadata = storage.snapshotMetadata();
+    if (this.sm.index < metadata.index) {
+      // A crash hit after a received snapshot was persisted but before the state was restored from it. One taken
+      // without data is never ahead of the state machine: the disk keeps a prefix of its writes.
+      if (!storage.snapshotExported()) {
+        this.host.fail(`node ${this.id}: state machine at ${this.sm.index} is behind the snapshot at ${metadata.index} taken without data`);
+      }
+      this.sm = snapshotState(storage.snapshot());
       this.disk.write({ kind: 'sm', state: this.sm }, false);
     }
-    this.lastSnapshotIndex = snapshot.metadata.index;
+    this.lastSnapshotIndex = metadata.index;
     this.incarnation++;
     const params = this.host.params;
     this.raft = new RaftNode(
@@ -149,6 +153,8 @@ export class SimNode {
         this.host.schedule(this.host.now() + this.tickMs, this.event('tick'));
         if (this.isPaused) return; // a stopped process misses its timer ticks
         this.core.tick();
+        // The core found a follower needing a snapshot while stepping a heartbeat response (no Ready for it).
+        if (this.inFlight === null && this.disk.live.snapshotRequested()) this.maybeSnapshot();
         this.pump();
         return;
       case 'persisted':
@@ -279,15 +285,18 @@ export class SimNode {
     for (const read of ready) this.host.onReadServed(this, read.context, read.index, this.sm);
   }
 
-  /** The driver's periodic snapshot: state machine image at appliedIndex, then compaction behind it. */
+  /**
+   * The driver's snapshots, then compaction behind them: periodically one without data (the state machine's
+   * writes stand for it), and one with the state machine's image at appliedIndex when the core asked for a
+   * snapshot to send and the latest had no data.
+   */
   private maybeSnapshot(): void {
     const { snapshotEvery, snapshotKeep } = this.host.params;
-    if (this.sm.index - this.lastSnapshotIndex < snapshotEvery) return;
+    const exporting = this.disk.live.snapshotRequested();
+    if (!exporting && this.sm.index - this.lastSnapshotIndex < snapshotEvery) return;
     const index = this.sm.index;
-    this.disk.write(
-      { kind: 'snapshot', index, conf: this.core.conf, data: encodeSmState(this.sm), compactTo: index - snapshotKeep },
-      false,
-    );
+    const data = exporting ? encodeSmState(this.sm) : null;
+    this.disk.write({ kind: 'snapshot', index, conf: this.core.conf, data, compactTo: index - snapshotKeep }, false);
     this.lastSnapshotIndex = index;
   }
 

@@ -66,7 +66,10 @@ export interface DriverCounters {
   proposalsCommitted: number;
   proposalsFailed: number;
   entriesApplied: number;
+  /** Snapshots taken: the state machine synced, a snapshot recorded without data, the log compacted. */
   snapshotsTaken: number;
+  /** Snapshots whose data was exported because a follower needed one. */
+  snapshotsExported: number;
   snapshotsInstalled: number;
   leaderChanges: number;
 }
@@ -78,7 +81,7 @@ export interface DriverCounters {
 export class RaftDriver extends EventEmitter {
   readonly counters: DriverCounters = {
     readyLoops: 0, proposalsCommitted: 0, proposalsFailed: 0, entriesApplied: 0,
-    snapshotsTaken: 0, snapshotsInstalled: 0, leaderChanges: 0,
+    snapshotsTaken: 0, snapshotsExported: 0, snapshotsInstalled: 0, leaderChanges: 0,
   };
   private readonly options: DriverOptions;
   private readonly node: RaftNode;
@@ -96,7 +99,7 @@ export class RaftDriver extends EventEmitter {
   private fatal: unknown = null;
   private lastSnapshotIndex: Index;
   private loopDone: Promise<void> = Promise.resolve();
-  /** The snapshot being exported and written off the loop (at most one), or null. */
+  /** The snapshot being taken or exported off the loop (at most one), or null. */
   private snapshotInFlight: Promise<void> | null = null;
   private softState: SoftState;
   /** The newest hard state whose change was only its commit index, not written yet (see persist()). */
@@ -125,7 +128,7 @@ export class RaftDriver extends EventEmitter {
     this.guard(() => {
       for (let i = 0; i < this.node.config.electionTicks - 1; i++) this.node.tick();
     });
-    this.ticker = setInterval(() => this.guard(() => this.node.tick()), this.options.tickMs);
+    this.ticker = setInterval(() => this.guard(() => this.onTick()), this.options.tickMs);
     this.schedule();
   }
 
@@ -272,6 +275,15 @@ export class RaftDriver extends EventEmitter {
       }
     }
     this.guard(() => this.node.step(message), true);
+  }
+
+  /**
+   * A tick of the core. A follower's need for a snapshot is found while stepping a heartbeat response, which
+   * often makes no Ready: with the loop idle, the export is started from here (a running loop starts it itself).
+   */
+  private onTick(): void {
+    this.node.tick();
+    if (!this.running && !this.scheduled && this.options.storage.snapshotRequested()) this.maybeSnapshot();
   }
 
   /** Runs `fn` on the core; a thrown error is a bug (or a broken disk) and stops the node. */
@@ -569,26 +581,32 @@ export class RaftDriver extends EventEmitter {
   }
 
   /**
-   * Every snapshotEntries applied entries (the first one staggered per node: snapshotStagger()), snapshots the
-   * state machine and compacts the log, OFF the loop: the state machine fixes its image synchronously (a LevelDB
-   * snapshot at the applied index), then exports it while the loop keeps persisting, sending and applying. The
-   * snapshot record is written (synced) before the log is compacted, so the entries it replaces are never the
-   * only copy lost. A snapshot exported whole can take seconds on a big store; inside the loop that stalled
-   * heartbeats and cost the leadership under load.
+   * Snapshots, OFF the loop (the loop keeps persisting, sending and applying meanwhile), one at a time:
+   * - Every snapshotEntries applied entries (the first one staggered per node: snapshotStagger()), a snapshot
+   *   WITHOUT data, as etcd does: the state machine syncs what it applied, the log records a snapshot at that
+   *   index with only its metadata (synced), and compacts behind it. The store on disk stands for the snapshot.
+   *   Exporting the whole store every time (tens of MB, seconds per node) was the largest single cost of a
+   *   write-heavy run, and nobody read the result unless a follower fell behind.
+   * - When a follower needs a snapshot that has no data (the core asked for it: snapshotRequested()), the state
+   *   machine fixes its image synchronously (a LevelDB snapshot at the applied index) and exports it; the next
+   *   heartbeat response starts the transfer. A new member waits for that export once.
+   * Either record is written (synced) before the log is compacted, so the entries it replaces are never the only
+   * copy lost.
    */
   private maybeSnapshot(): void {
     if (this.snapshotInFlight !== null || this.closed) return;
     const applied = this.node.log.applied;
-    const entries = this.options.snapshotEntries;
-    if (applied - this.lastSnapshotIndex < entries) return;
-    const status = this.node.status();
-    if (this.lastSnapshotIndex === 0 && applied < entries + snapshotStagger(status.id, status.conf.voters, entries)) return;
+    const exporting = this.options.storage.snapshotRequested();
+    if (!exporting && !this.snapshotDue(applied)) return;
     const smApplied = this.options.stateMachine.appliedIndex();
     assert(smApplied === applied, `state machine applied ${smApplied} but raft applied ${applied}`);
-    const conf = status.conf;
-    const image = this.options.stateMachine.snapshot();
+    const conf = this.node.status().conf;
     const startedMs = this.options.clock.nowMs();
-    this.snapshotInFlight = this.writeSnapshot(applied, conf, image, startedMs)
+    // The image is fixed now, at `applied`, before anything else is applied.
+    const taking = exporting
+      ? this.exportSnapshot(applied, conf, this.options.stateMachine.snapshot(), startedMs)
+      : this.takeSnapshot(applied, conf, startedMs);
+    this.snapshotInFlight = taking
       .catch((err: unknown) => {
         if (this.closed) this.options.logger.warn({ err, index: applied }, 'snapshot abandoned at shutdown');
         else this.die(err);
@@ -599,25 +617,51 @@ export class RaftDriver extends EventEmitter {
       });
   }
 
-  private async writeSnapshot(index: Index, conf: ConfState, image: Promise<Uint8Array>, startedMs: number): Promise<void> {
+  /** Whether the periodic snapshot is due at `applied`. */
+  private snapshotDue(applied: Index): boolean {
+    const entries = this.options.snapshotEntries;
+    if (applied - this.lastSnapshotIndex < entries) return false;
+    const status = this.node.status();
+    return this.lastSnapshotIndex > 0 || applied >= entries + snapshotStagger(status.id, status.conf.voters, entries);
+  }
+
+  /** The periodic snapshot: the state machine's synced state stands for it; nothing is exported. */
+  private async takeSnapshot(index: Index, conf: ConfState, startedMs: number): Promise<void> {
+    // Synced first: once the log is compacted, the state machine's state on disk is the only copy of what the
+    // compacted entries did, so it must never be behind the snapshot record after a crash.
+    await this.options.stateMachine.persist();
+    await this.options.storage.recordSnapshot(index, conf);
+    await this.compactBehind(index);
+    this.counters.snapshotsTaken++;
+    const ms = Math.round(this.options.clock.nowMs() - startedMs);
+    this.options.logger.info({ index, ms }, 'snapshot taken (state machine synced, no export), log compacted');
+  }
+
+  /** A follower needs a snapshot and the latest one was taken without data: export the state at `index`. */
+  private async exportSnapshot(index: Index, conf: ConfState, image: Promise<Uint8Array>, startedMs: number): Promise<void> {
     const data = await image;
     // A snapshot received meanwhile waits for this one (handleReady), so the log still holds `index`.
     await this.options.storage.createSnapshot(index, conf, data);
+    await this.compactBehind(index);
+    this.counters.snapshotsExported++;
+    const ms = Math.round(this.options.clock.nowMs() - startedMs);
+    this.options.logger.info({ index, bytes: data.byteLength, ms }, 'snapshot exported for a follower, log compacted');
+  }
+
+  private async compactBehind(index: Index): Promise<void> {
     const compactTo = index - this.options.snapshotKeepEntries;
     if (compactTo >= this.options.storage.firstIndex()) await this.options.storage.compact(compactTo);
     this.lastSnapshotIndex = index;
-    this.counters.snapshotsTaken++;
-    const ms = Math.round(this.options.clock.nowMs() - startedMs);
-    this.options.logger.info({ index, bytes: data.byteLength, ms }, 'snapshot taken off the loop, log compacted');
   }
 }
 
 /**
  * How much later than snapshotEntries this node takes its first snapshot: its place among the sorted voters
  * times snapshotEntries / voters. The later ones follow every snapshotEntries, so the nodes keep their phases
- * and export one at a time. An export copies the whole store and takes seconds on a big one; all nodes reach the
- * same index together, so unstaggered they exported at once, which slowed every member of the quorum together
- * (and on one machine, fought for the same cores). A node that is not a voter (a learner) takes no offset.
+ * and snapshot one at a time. All nodes reach the same index together, so unstaggered they did their snapshot
+ * work at once (when each snapshot exported the whole store, seconds of it; now a memtable flush and a log
+ * compaction), which slowed every member of the quorum together and, on one machine, fought for the same disk
+ * and cores. A node that is not a voter (a learner) takes no offset.
  */
 export function snapshotStagger(id: NodeId, voters: readonly NodeId[], snapshotEntries: number): number {
   const place = [...voters].sort().indexOf(id);

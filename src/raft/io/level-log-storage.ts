@@ -15,6 +15,10 @@
 //                                   snap/<index>-<term>.snap inside the log directory, written (and fsynced)
 //                                   before this record. Logs written before that hold a whole snapshot record
 //                                   here (metadata and data): open() moves its data to a file.
+//   'u'                             present when the latest snapshot was recorded WITHOUT data (recordSnapshot():
+//                                   the state machine's own synced state stands for it), holding the same
+//                                   metadata as 's'; there is no file then. Exporting one, or installing one
+//                                   from the leader, deletes it.
 //   'c'                             the compaction point: index and term of the last discarded entry, stored
 //                                   as an empty normal entry (it becomes the mirror's dummy entry)
 // Every value is a codec record with its own checksum. open() reads and verifies all of it before serving
@@ -64,6 +68,7 @@ const entryKeyBytes = 9;
 const hardStateKey = Uint8Array.of(0x68); // 'h'
 const snapshotKey = Uint8Array.of(0x73); // 's'
 const compactionKey = Uint8Array.of(0x63); // 'c'
+const unexportedKey = Uint8Array.of(0x75); // 'u'
 
 export function entryKey(index: Index): Uint8Array {
   assertIndex(index, 'entry index');
@@ -83,7 +88,9 @@ function entryIndexOf(key: Uint8Array): Index | null {
 }
 
 /** The keys of the layout above, for tests that tamper with the files. */
-export const levelLogKeys = { entry: entryKey, hardState: hardStateKey, snapshot: snapshotKey, compaction: compactionKey } as const;
+export const levelLogKeys = {
+  entry: entryKey, hardState: hardStateKey, snapshot: snapshotKey, compaction: compactionKey, unexported: unexportedKey,
+} as const;
 
 type Db = ClassicLevel<Uint8Array, Uint8Array>;
 type BatchOp = { type: 'put'; key: Uint8Array; value: Uint8Array } | { type: 'del'; key: Uint8Array };
@@ -95,6 +102,8 @@ interface Loaded {
   hardState: HardState;
   /** The snapshot record: metadata only, or (a log from an older version) metadata and data. */
   snapshot: SnapshotMetadata | Snapshot | null;
+  /** The 'u' record: the snapshot's metadata when it was recorded without data. */
+  unexported: SnapshotMetadata | null;
   compaction: Entry | null;
   entries: Entry[];
 }
@@ -138,7 +147,7 @@ export class LevelLogStorage implements DurableLogStorage {
       const loaded = await load(db, dir);
       const mirror = buildMirror(loaded, dir);
       const files = new SnapshotFiles(path.join(dir, 'snap'));
-      await settleSnapshotFile(db, files, loaded.snapshot, dir);
+      await settleSnapshotFile(db, files, loaded.unexported === null ? loaded.snapshot : null, dir);
       return new LevelLogStorage(db, mirror, files, options);
     } catch (err) {
       await db.close();
@@ -168,7 +177,10 @@ export class LevelLogStorage implements DurableLogStorage {
     return this.mirror.lastIndex();
   }
 
-  /** The latest snapshot, its data read from its file now (and not kept). Throws CorruptLogError if unreadable. */
+  /**
+   * The latest snapshot, its data read from its file now (and not kept). Throws CorruptLogError if unreadable,
+   * SnapshotUnavailableError if it was recorded without data (the request is remembered: snapshotRequested()).
+   */
   snapshot(): Snapshot {
     const held = this.mirror.snapshot();
     return held.metadata.index === 0 ? held : readSnapshotFile(this.files, held.metadata, 'corrupt Raft log');
@@ -176,7 +188,16 @@ export class LevelLogStorage implements DurableLogStorage {
 
   /** The latest snapshot's metadata, without reading its data. */
   snapshotMetadata(): SnapshotMetadata {
-    return this.mirror.snapshot().metadata;
+    return this.mirror.snapshotMetadata();
+  }
+
+  snapshotRequested(): boolean {
+    return this.mirror.snapshotRequested();
+  }
+
+  /** False while the latest snapshot was recorded without data and none has been exported since. */
+  snapshotExported(): boolean {
+    return this.mirror.snapshotExported();
   }
 
   // ---- writes ------------------------------------------------------------------------------------------------
@@ -199,19 +220,39 @@ export class LevelLogStorage implements DurableLogStorage {
     });
   }
 
-  /** Records a snapshot of the local state machine at `index` (<= the last applied index), synced. */
+  /**
+   * Records a snapshot of the local state machine at `index` (<= the last applied index), synced. `index` may
+   * equal the current snapshot's if that one was recorded without data.
+   */
   createSnapshot(index: Index, conf: ConfState, data: Uint8Array): Promise<Snapshot> {
     return this.serialize(async () => {
-      const current = this.mirror.snapshot().metadata.index;
-      assert(index > current, `snapshot at ${index} is not newer than ${current}`);
-      assert(index <= this.mirror.lastIndex(), `snapshot at ${index} beyond last ${this.mirror.lastIndex()}`);
+      this.mirror.checkNewSnapshot(index, !this.mirror.snapshotExported());
       const snapshot: Snapshot = { metadata: { index, term: this.mirror.term(index), conf }, data };
       await this.writeFile(snapshot);
       // Synced: once entries are compacted, this record (and its file) is the only thing standing for them.
-      await this.commit([{ type: 'put', key: snapshotKey, value: encodeSnapshotMetadata(snapshot.metadata) }], true);
+      await this.commit(
+        [{ type: 'put', key: snapshotKey, value: encodeSnapshotMetadata(snapshot.metadata) }, { type: 'del', key: unexportedKey }],
+        true,
+      );
       this.mirror.createSnapshot(index, conf, noData);
       await this.removeOlderFiles();
       return snapshot;
+    });
+  }
+
+  /**
+   * Records a snapshot at `index` without its data, synced: the caller made the state machine's state at `index`
+   * (or later) durable first. Its data is exported only if a follower needs it (createSnapshot() then).
+   */
+  recordSnapshot(index: Index, conf: ConfState): Promise<SnapshotMetadata> {
+    return this.serialize(async () => {
+      this.mirror.checkNewSnapshot(index, true);
+      const metadata: SnapshotMetadata = { index, term: this.mirror.term(index), conf };
+      const value = encodeSnapshotMetadata(metadata);
+      await this.commit([{ type: 'put', key: snapshotKey, value }, { type: 'put', key: unexportedKey, value }], true);
+      this.mirror.recordSnapshot(index, conf);
+      await this.removeOlderFiles();
+      return metadata;
     });
   }
 
@@ -224,7 +265,7 @@ export class LevelLogStorage implements DurableLogStorage {
     return this.serialize(async () => {
       const offset = this.mirror.firstIndex() - 1;
       if (index <= offset) return;
-      const snapshotIndex = this.mirror.snapshot().metadata.index;
+      const snapshotIndex = this.mirror.snapshotMetadata().index;
       assert(index <= snapshotIndex, `compact(${index}) beyond the snapshot at ${snapshotIndex}`);
       assert(index <= this.mirror.lastIndex(), `compact(${index}) beyond last ${this.mirror.lastIndex()}`);
       const ops: BatchOp[] = [{ type: 'put', key: compactionKey, value: encodeEntry(compactionPoint(index, this.mirror.term(index))) }];
@@ -255,9 +296,10 @@ export class LevelLogStorage implements DurableLogStorage {
     let last = this.mirror.lastIndex();
     const { snapshot, entries, hardState } = write;
     if (snapshot !== null) {
-      const current = this.mirror.snapshot().metadata.index;
+      const current = this.mirror.snapshotMetadata().index;
       assert(snapshot.metadata.index >= current, `snapshot at ${snapshot.metadata.index} older than the one at ${current}`);
       ops.push({ type: 'put', key: snapshotKey, value: encodeSnapshotMetadata(snapshot.metadata) });
+      ops.push({ type: 'del', key: unexportedKey });
       const point = compactionPoint(snapshot.metadata.index, snapshot.metadata.term);
       ops.push({ type: 'put', key: compactionKey, value: encodeEntry(point) });
       for (let i = offset + 1; i <= last; i++) ops.push({ type: 'del', key: entryKey(i) });
@@ -300,7 +342,8 @@ export class LevelLogStorage implements DurableLogStorage {
    */
   private async removeOlderFiles(): Promise<void> {
     try {
-      await this.files.removeExcept(SnapshotFiles.nameOf(this.mirror.snapshot().metadata));
+      const exported = this.mirror.snapshotExported();
+      await this.files.removeExcept(exported ? SnapshotFiles.nameOf(this.mirror.snapshotMetadata()) : null);
     } catch {
       // Harmless: open() removes stray files.
     }
@@ -353,7 +396,8 @@ const isSnapshot = (record: SnapshotMetadata | Snapshot): record is Snapshot => 
 /**
  * Makes the snapshot directory match the 's' record: its file must be there and hold exactly that snapshot
  * (else CorruptLogError); an older log's inline snapshot is moved to a file; any other file is a leftover of a
- * crash (a snapshot written whose batch never landed, a temporary file, an older snapshot) and is deleted.
+ * crash (a snapshot written whose batch never landed, a temporary file, an older snapshot) and is deleted. A
+ * snapshot recorded without data is passed as null: it has no file, and every file is a leftover.
  */
 async function settleSnapshotFile(db: Db, files: SnapshotFiles, record: SnapshotMetadata | Snapshot | null, dir: string): Promise<void> {
   if (record === null) {
@@ -407,7 +451,7 @@ function decodeSnapshotRecord(value: Uint8Array): SnapshotMetadata | Snapshot {
 
 /** Reads every record, decoding each one (checksums, shapes); order and consistency are checked afterwards. */
 async function load(db: Db, dir: string): Promise<Loaded> {
-  const loaded: Loaded = { hardState: emptyHardState, snapshot: null, compaction: null, entries: [] };
+  const loaded: Loaded = { hardState: emptyHardState, snapshot: null, unexported: null, compaction: null, entries: [] };
   const decode = <T>(what: string, decoder: (bytes: Uint8Array) => T, value: Uint8Array): T => {
     try {
       return decoder(value);
@@ -427,6 +471,8 @@ async function load(db: Db, dir: string): Promise<Loaded> {
         loaded.hardState = decode('hard state', decodeHardState, value);
       } else if (sameKey(key, snapshotKey)) {
         loaded.snapshot = decode('snapshot', decodeSnapshotRecord, value);
+      } else if (sameKey(key, unexportedKey)) {
+        loaded.unexported = decode('unexported snapshot', decodeSnapshotMetadata, value);
       } else if (sameKey(key, compactionKey)) {
         loaded.compaction = decode('compaction point', decodeEntry, value);
       } else {
@@ -469,13 +515,19 @@ function buildMirror(loaded: Loaded, dir: string): MemoryLogStorage {
     throw corrupt(`compaction point term ${point.term} differs from the snapshot term ${snapshotTerm} at ${snapshotIndex}`);
   }
   if (hardState.commit > lastIndex) throw corrupt(`hard state commit ${hardState.commit} beyond the last entry ${lastIndex}`);
+  const { unexported } = loaded;
+  const matches = (meta: SnapshotMetadata): boolean => record !== null && !isSnapshot(record) && meta.index === snapshotIndex && meta.term === snapshotTerm;
+  if (unexported !== null && (snapshotIndex === 0 || !matches(unexported))) {
+    throw corrupt(`the unexported-snapshot record (${unexported.index}) does not match the snapshot record (${snapshotIndex})`);
+  }
 
   const mirror = new MemoryLogStorage();
   if (point.index > 0) {
     mirror.applySnapshot({ metadata: { index: point.index, term: point.term, conf: snapshot.metadata.conf }, data: noData });
   }
   mirror.append(entries);
-  if (snapshotIndex > point.index) mirror.createSnapshot(snapshotIndex, snapshot.metadata.conf, noData);
+  if (unexported !== null) mirror.recordSnapshot(snapshotIndex, snapshot.metadata.conf);
+  else if (snapshotIndex > point.index) mirror.createSnapshot(snapshotIndex, snapshot.metadata.conf, noData);
   mirror.setHardState(hardState);
   return mirror;
 }

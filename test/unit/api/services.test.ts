@@ -23,7 +23,7 @@ async function openApi(t: Test) {
     { leaderWaitMs: 100, forwardTimeoutMs: 1_000 },
   );
   const kv = { store, proposer, readBarrier: async () => undefined, proposeLocal: log.propose };
-  const zero = { term: 0, isLeader: true, commitIndex: 0, appliedIndex: 0, leaderChanges: 0, proposalsCommitted: 0, proposalsFailed: 0, snapshotsTaken: 0, snapshotsInstalled: 0, revision: 0, keys: 0, dbSizeBytes: 0, watchers: 0, leases: 0 };
+  const zero = { term: 0, isLeader: true, commitIndex: 0, appliedIndex: 0, leaderChanges: 0, proposalsCommitted: 0, proposalsFailed: 0, snapshotsTaken: 0, snapshotsExported: 0, snapshotsInstalled: 0, revision: 0, keys: 0, dbSizeBytes: 0, watchers: 0, leases: 0 };
   const keepalives: number[] = [];
   const app = await buildApi({
     cluster: { status: async () => { throw new Error('unused'); }, isHealthy: () => true, revision: () => store.revision() },
