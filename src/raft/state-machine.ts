@@ -25,8 +25,10 @@ export interface StateMachine {
   /**
    * Makes every apply() that has returned durable (a synced write behind them). The driver then records a
    * snapshot at its applied index without exporting any data: the state machine's own state stands for it.
+   * Resolves false, having done nothing, when it cannot now without a long wait (a maintenance task runs): the
+   * driver tries again later.
    */
-  persist(): Promise<void>;
+  persist(): Promise<boolean>;
   /** Replaces the whole state by a snapshot's (appliedIndex becomes its index). */
   restore(snapshot: Snapshot): Promise<void>;
 }

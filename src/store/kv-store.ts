@@ -479,11 +479,29 @@ export class KvStore implements StateMachine {
    * table file and waits for it: the table file and the manifest naming it are fsynced, and the old write-ahead
    * logs are no longer needed. The range given lies past every key family (keys.ts), so no level is compacted.
    * compactRange() reports no error; the synced write after it fails if LevelDB stopped on a background error.
+   *
+   * Returns false, doing nothing, while a defrag runs: LevelDB runs one manual compaction at a time, so this one
+   * would wait behind the defrag's (minutes on a big store), and the driver's snapshot with it. A defrag asked for
+   * meanwhile starts once this returned.
    */
-  async persist(): Promise<void> {
+  async persist(): Promise<boolean> {
     if (this.phase === 'closed') throw new KeelError('UNAVAILABLE', 'the store is closed');
-    await this.db.compactRange(Uint8Array.of(0xfe), Uint8Array.of(0xff));
-    await writeBatch(this.db, [{ type: 'put', key: metaKey('format'), value: be8(formatVersion) }], true);
+    if (this.defragging !== null) return false;
+    const flushing = (async () => {
+      await this.db.compactRange(Uint8Array.of(0xfe), Uint8Array.of(0xff));
+      await writeBatch(this.db, [{ type: 'put', key: metaKey('format'), value: be8(formatVersion) }], true);
+    })();
+    const settled = flushing.then(
+      () => undefined,
+      () => undefined, // the caller gets the error; a defrag waiting for this only needs the end
+    );
+    this.persisting = settled;
+    try {
+      await flushing;
+    } finally {
+      if (this.persisting === settled) this.persisting = null;
+    }
+    return true;
   }
 
   async restore(snapshot: Snapshot): Promise<void> {
@@ -529,6 +547,8 @@ export class KvStore implements StateMachine {
   }
 
   private defragging: Promise<void> | null = null;
+  /** The persist() in flight (never rejects), or null: a defrag starts after it. */
+  private persisting: Promise<void> | null = null;
 
   /**
    * Compacts the whole LevelDB keyspace (flushes the memtable, merges levels, drops deleted and overwritten
@@ -537,7 +557,11 @@ export class KvStore implements StateMachine {
    */
   async defrag(): Promise<void> {
     if (this.phase === 'closed') throw new KeelError('UNAVAILABLE', 'the store is closed');
-    this.defragging ??= this.db.compactRange(Uint8Array.of(0x00), Uint8Array.of(0xff, 0xff, 0xff, 0xff)).finally(() => {
+    this.defragging ??= (async () => {
+      // After a persist() in flight, whose flush must not queue behind this compaction (see persist()).
+      await this.persisting;
+      await this.db.compactRange(Uint8Array.of(0x00), Uint8Array.of(0xff, 0xff, 0xff, 0xff));
+    })().finally(() => {
       this.defragging = null;
     });
     return this.defragging;

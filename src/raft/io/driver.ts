@@ -98,6 +98,8 @@ export class RaftDriver extends EventEmitter {
   private closed = false;
   private fatal: unknown = null;
   private lastSnapshotIndex: Index;
+  /** No periodic snapshot before this applied index (one was put off: takeSnapshot()). */
+  private snapshotRetryAt: Index = 0;
   private loopDone: Promise<void> = Promise.resolve();
   /** The snapshot being taken or exported off the loop (at most one), or null. */
   private snapshotInFlight: Promise<void> | null = null;
@@ -620,7 +622,7 @@ export class RaftDriver extends EventEmitter {
   /** Whether the periodic snapshot is due at `applied`. */
   private snapshotDue(applied: Index): boolean {
     const entries = this.options.snapshotEntries;
-    if (applied - this.lastSnapshotIndex < entries) return false;
+    if (applied - this.lastSnapshotIndex < entries || applied < this.snapshotRetryAt) return false;
     const status = this.node.status();
     return this.lastSnapshotIndex > 0 || applied >= entries + snapshotStagger(status.id, status.conf.voters, entries);
   }
@@ -629,7 +631,12 @@ export class RaftDriver extends EventEmitter {
   private async takeSnapshot(index: Index, conf: ConfState, startedMs: number): Promise<void> {
     // Synced first: once the log is compacted, the state machine's state on disk is the only copy of what the
     // compacted entries did, so it must never be behind the snapshot record after a crash.
-    await this.options.stateMachine.persist();
+    if (!(await this.options.stateMachine.persist())) {
+      // Busy (a defrag): the log keeps its entries a little longer; try again a tenth of the interval later.
+      this.snapshotRetryAt = index + Math.max(1, Math.floor(this.options.snapshotEntries / 10));
+      this.options.logger.info({ index, retryAt: this.snapshotRetryAt }, 'snapshot put off: the state machine cannot sync now');
+      return;
+    }
     await this.options.storage.recordSnapshot(index, conf);
     await this.compactBehind(index);
     this.counters.snapshotsTaken++;

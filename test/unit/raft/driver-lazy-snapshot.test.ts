@@ -5,7 +5,8 @@
 // Each node's snapshot has no data and no file, and nothing was exported. Then one node's log is asked for its
 // snapshot, as the core asks when it must send one: it refuses (SnapshotUnavailableError) and remembers it, the
 // driver exports one from its next tick with the loop idle, and the log then serves it, at or past the index it
-// refused at, with the store's appliedIndex in its data.
+// refused at, with the store's appliedIndex in its data. One node's store answers its first persist() with false
+// (busy, as during a defrag): that node puts its snapshot off by a tenth of snapshotEntries and takes it then.
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -26,6 +27,10 @@ void t.test('periodic snapshots carry no data; one is exported when asked for', 
   const cluster = await startInProcessCluster({ snapshotEntries: 30 });
   t.teardown(() => cluster.close());
   const leader = await cluster.waitForLeader(15_000);
+  const busy = cluster.nodes.find((node) => node.id === 'n1')!;
+  const persist = busy.store.persist.bind(busy.store);
+  let refusals = 0;
+  busy.store.persist = async () => (refusals++ === 0 ? false : persist());
   for (let n = 0; n < 55; n++) {
     await leader.driver.propose(encodeCommand({ requestId: `lazy-${n}`, cmd: { kind: 'put', key: `k/${n}`, value: `v${n}`, lease: 0, prevKv: false } }));
   }
@@ -41,6 +46,9 @@ void t.test('periodic snapshots carry no data; one is exported when asked for', 
     t.ok(node.store.appliedIndex() >= index, `${node.id}: the store (at ${node.store.appliedIndex()}) stands for it`);
     t.equal(node.driver.counters.snapshotsExported, 0, `${node.id}: nothing exported`);
   }
+
+  t.equal(refusals, 2, 'n1: refused once, then synced');
+  t.ok(busy.storage.snapshotMetadata().index >= 33, `n1: its first snapshot put off from 30 to ${busy.storage.snapshotMetadata().index} (not before 33)`);
 
   const node = cluster.nodes[0]!;
   const refusedAt = node.storage.snapshotMetadata().index;

@@ -2,7 +2,9 @@
 // memtable to a table file (which LevelDB fsyncs, with the manifest), as the driver's snapshots without data
 // need. A synced write alone would sync only the current write-ahead log file.
 // Method: apply puts, then persist(): a new table file (.ldb) appears and the write-ahead log is back to (about)
-// empty; the data reads back after a reopen. A closed store refuses with UNAVAILABLE.
+// empty; the data reads back after a reopen. A closed store refuses with UNAVAILABLE. While a defrag runs it
+// answers false at once (its flush would wait behind the defrag's compaction); a defrag asked for while a
+// persist() runs starts after it.
 import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -27,4 +29,21 @@ void t.test('persist() flushes what was applied to a synced table file', async (
   t.teardown(() => reopened.close());
   t.equal(reopened.appliedIndex(), 200);
   t.equal((await reopened.get('k199')).kv?.value, 'x'.repeat(200));
+});
+
+void t.test('persist() does not wait behind a defrag, and a defrag waits for it', async (t) => {
+  const dir = tempDir(t);
+  const store = await KvStore.open(dir);
+  t.teardown(() => store.close());
+  await store.apply(Array.from({ length: 50 }, (_, i) => commandEntry(i + 1, putCmd(`k${i}`, 'v'), `r${i}`)));
+  const defrag = store.defrag();
+  t.equal(await store.persist(), false, 'refused while the defrag runs');
+  await defrag;
+  const persisting = store.persist();
+  const order: string[] = [];
+  const defragAfter = store.defrag().then(() => order.push('defrag'));
+  await persisting.then((done) => order.push(`persist ${done}`));
+  await defragAfter;
+  t.same(order, ['persist true', 'defrag'], 'the defrag asked for meanwhile ran after it');
+  t.equal(await store.persist(), true, 'and the next one runs');
 });
