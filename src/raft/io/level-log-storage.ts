@@ -3,9 +3,11 @@
 // Reads are synchronous, as the core needs them: they are served from an in-memory mirror (a MemoryLogStorage)
 // of everything on disk since the last compaction, plus the latest snapshot's metadata. The snapshot's data (a copy
 // of the whole store, tens of MB) is not held: it lives in its own file (snapshot-files.ts) and snapshot() reads it
-// back on demand, which the core does only to send a snapshot to a lagging follower. Writes are asynchronous: each one is
-// ONE LevelDB batch (synced when asked), and the mirror changes only after the batch has been written, so the core
-// never reads anything that is not on disk. Reusing MemoryLogStorage as the mirror means both implementations share
+// back on demand, which the core does only to send a snapshot to a lagging follower. The driver's periodic
+// snapshots have no data at all (recordSnapshot(): the store on disk stands for them); snapshot() then throws
+// SnapshotUnavailableError and remembers the request, and the driver exports one (createSnapshot()). Writes are
+// asynchronous: each one is ONE LevelDB batch (synced when asked), and the mirror changes only after the batch
+// has been written, so the core never reads anything that is not on disk. Reusing MemoryLogStorage as the mirror means both implementations share
 // one set of log semantics, which the contract suite (test/contract/log-storage.test.ts) pins down.
 //
 // On-disk layout (one database per node, owned by this class; any other key is a sign of corruption):
