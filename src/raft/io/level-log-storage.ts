@@ -7,8 +7,9 @@
 // snapshots have no data at all (recordSnapshot(): the store on disk stands for them); snapshot() then throws
 // SnapshotUnavailableError and remembers the request, and the driver exports one (createSnapshot()). Writes are
 // asynchronous: each one is ONE LevelDB batch (synced when asked), and the mirror changes only after the batch
-// has been written, so the core never reads anything that is not on disk. Reusing MemoryLogStorage as the mirror means both implementations share
-// one set of log semantics, which the contract suite (test/contract/log-storage.test.ts) pins down.
+// has been written, so the core never reads anything that is not on disk. Reusing MemoryLogStorage as the mirror
+// means both implementations share one set of log semantics, which the contract suite
+// (test/contract/log-storage.test.ts) pins down.
 //
 // On-disk layout (one database per node, owned by this class; any other key is a sign of corruption):
 //   'e' + 8-byte big-endian index   an entry (fixed width, so LevelDB's key order is index order)
