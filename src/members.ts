@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import type { MemberInput, MemberStatus, MembersBackend } from './api/index.js';
-import { parseMemberAddress } from './api/index.js';
+import { internalMembersPath, parseMemberAddress } from './api/index.js';
 import { HttpClient } from './client.js';
 import type { NodeConfig } from './config.js';
 import { applyConfChange, isMember, members, type ConfChange, type ConfState, type RaftStatus } from './raft/index.js';
@@ -19,6 +19,7 @@ import type { RaftDriver, TcpTransport } from './raft/io/index.js';
 import type { KvStore } from './store/index.js';
 import { isKeelError, KeelError } from './util/errors.js';
 import type { Logger } from './util/logger.js';
+import { peerAuthHeader, type PeerAuth } from './util/peer-auth.js';
 
 export type MemberAddress = MemberInput;
 
@@ -347,6 +348,8 @@ export interface RemovalWatchDeps {
   readonly electionTimeoutMs: number;
   readonly logger: Logger;
   readonly onRemoved: (reason: string) => void;
+  /** The cluster secret, if configured: the other members' internal listing needs its proof. */
+  readonly peerAuth: PeerAuth | null;
 }
 
 /**
@@ -410,9 +413,16 @@ export class RemovalWatch {
     }
   }
 
+  /**
+   * The member list as `client` sees it, from its internal route: a client token is not needed there (with auth
+   * on, /v1/members answered this node 401 and it never noticed its removal), the cluster secret's proof is.
+   */
   private async askMembers(client: string): Promise<{ leader: string | null; members: { id: string }[] } | null> {
+    const { peerAuth, self } = this.deps;
+    const headers = peerAuth === null ? {} : { [peerAuthHeader]: peerAuth.internalHeader(self, 'GET', internalMembersPath, null, Date.now()) };
     try {
-      const response = await request(`${this.deps.directory.clientScheme}://${client}/v1/members`, { dispatcher: this.agent, headersTimeout: 2_000, bodyTimeout: 2_000 });
+      const url = `${this.deps.directory.clientScheme}://${client}${internalMembersPath}`;
+      const response = await request(url, { dispatcher: this.agent, headers, headersTimeout: 2_000, bodyTimeout: 2_000 });
       const text = await response.body.text();
       return response.statusCode === 200 ? (JSON.parse(text) as { leader: string | null; members: { id: string }[] }) : null;
     } catch {
@@ -446,6 +456,7 @@ export interface MembershipWiring {
   readonly waitForLeaderChange: (ms: number) => Promise<void>;
   readonly logger: Logger;
   readonly onRemoved: (reason: string) => void;
+  readonly peerAuth: PeerAuth | null;
 }
 
 /**

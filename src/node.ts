@@ -95,6 +95,7 @@ export async function createNode(cluster: ClusterConfig, nodeId: string, deps: N
     self: nodeId, dataDir: config.dataDir, driver, transport, store, directory, logger, electionTimeoutMs,
     leaderWaitMs: 2 * electionTimeoutMs, waitForLeaderChange: (ms) => view.waitForLeaderChange(ms),
     onRemoved: deps.onRemoved ?? ((reason) => deps.onFatal(new Error(`removed from the cluster: ${reason}`))),
+    peerAuth: security.peerAuth,
   });
   registerSecurityMetrics(metrics.registry, security.peerAuth, () => transport.stats());
   await ops.start(proposeLocal);

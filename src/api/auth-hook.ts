@@ -89,6 +89,8 @@ const routeTable = (options: AuthHookOptions): Readonly<Record<string, NeedsOf |
   'GET /metrics': options.protectMetrics ? () => authenticated : null,
   // Forwarded writes were authorized on the node the client called; this route needs the peer secret instead.
   'POST /internal/v1/propose': options.peerSecret ? null : () => admin,
+  // A member asking whether it was removed: the peer proof, checked by internal-auth.ts, stands for a token.
+  'GET /internal/v1/members': options.peerSecret ? null : () => admin,
   'GET /v1/status': () => authenticated,
   'GET /v1/kv': kvRead,
   'GET /v1/kv/*': kvRead,

@@ -14,5 +14,5 @@ export type { ServiceLeases, ServicesBackend } from './routes/services.js';
 export type { AuthBackend } from './routes/auth.js';
 export type { AuthHookOptions } from './auth-hook.js';
 export type { DefragResult, OperationsBackend } from './routes/operations.js';
-export { checkMemberId, parseMemberAddress } from './routes/members.js';
+export { checkMemberId, internalMembersPath, parseMemberAddress } from './routes/members.js';
 export type { MemberInput, MembersBackend } from './routes/members.js';

@@ -2,6 +2,8 @@
 // DELETE /v1/members/<id>, POST /v1/leader/transfer. Every one of them runs on the leader: a follower relays the
 // request to the leader's client address and relays its answer (at most twice, so a stale view cannot bounce it).
 // Removing the leader hands leadership to a caught-up voter first; the new leader then removes the old one.
+// GET /internal/v1/members is the same listing as this node sees it (no relay), for a member checking whether it
+// was removed (src/members.ts RemovalWatch): with a cluster secret it needs the peer proof, not a client token.
 import type { ForwardSecurity } from '../forward.js';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { Agent, request as httpRequest } from 'undici';
@@ -36,6 +38,7 @@ export interface MembersBackend {
 }
 
 const forwardedHeader = 'x-keel-forwarded';
+export const internalMembersPath = '/internal/v1/members';
 const idPattern = /^[A-Za-z0-9._-]{1,64}$/;
 
 function invalid(message: string): KeelError {
@@ -88,6 +91,7 @@ export const memberRoutes: FastifyPluginAsync<{ backend: MembersBackend }> = asy
   const listing = (): unknown => backend.list();
 
   app.get('/v1/members', async (request, reply) => onLeader(request, reply, async () => listing()));
+  app.get(internalMembersPath, async () => listing());
 
   app.post('/v1/members', async (request, reply) => {
     const member = parseAddBody(request.body);
