@@ -7,22 +7,21 @@
 // (SIGSTOP, by PID) so it misses its own removal, removed through the leader with the root token, then thawed
 // (SIGCONT). It hears from no leader and must exit on its own; the others list two members. Every child is killed
 // by PID in teardown.
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import t from 'tap';
-import { keelBin, startCluster } from '../helpers/cluster.js';
+import { startCluster } from '../helpers/cluster.js';
 import { call, closeHttp } from '../helpers/http.js';
+import { runKeel } from '../helpers/keel-cli.js';
 import { setupWaitMs, waitFor } from '../helpers/runtime.js';
 
-const run = promisify(execFile);
 t.teardown(closeHttp);
 
 void t.test('with auth on, a member removed while frozen notices its removal and exits', async (t) => {
   const cluster = await startCluster(t, { nodes: 3, config: { peerSecret: 'removal-watch-test-secret-0123456789' } });
   const leader = await cluster.waitForLeader(setupWaitMs);
   const endpoints = cluster.nodes.map((n) => n.client).join(',');
-  const { stdout } = await run(process.execPath, [keelBin, '--endpoints', endpoints, '--json', 'auth', 'enable'], { timeout: 30_000 });
-  const token = (JSON.parse(stdout) as { token: string }).token;
+  const enabled = await runKeel(['--endpoints', endpoints, '--json', 'auth', 'enable'], 30_000);
+  if (enabled.code !== 0) throw new Error(`keel auth enable exited ${enabled.code}: ${enabled.stderr}`);
+  const token = (JSON.parse(enabled.stdout) as { token: string }).token;
   cluster.token = token;
   const bearer = { authorization: `Bearer ${token}` };
   const leaderAddress = cluster.node(leader).client;

@@ -519,8 +519,10 @@ function buildMirror(loaded: Loaded, dir: string): MemoryLogStorage {
   }
   if (hardState.commit > lastIndex) throw corrupt(`hard state commit ${hardState.commit} beyond the last entry ${lastIndex}`);
   const { unexported } = loaded;
-  const matches = (meta: SnapshotMetadata): boolean => record !== null && !isSnapshot(record) && meta.index === snapshotIndex && meta.term === snapshotTerm;
-  if (unexported !== null && (snapshotIndex === 0 || !matches(unexported))) {
+  // A snapshot recorded without data: 's' holds its metadata only, and 'u' the same metadata.
+  const unexportedMatches = unexported !== null && record !== null && !isSnapshot(record) && snapshotIndex > 0 &&
+    unexported.index === snapshotIndex && unexported.term === snapshotTerm;
+  if (unexported !== null && !unexportedMatches) {
     throw corrupt(`the unexported-snapshot record (${unexported.index}) does not match the snapshot record (${snapshotIndex})`);
   }
 
