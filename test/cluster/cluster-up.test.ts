@@ -70,10 +70,19 @@ void t.test('keel cluster up runs the nodes; SIGINT stops them all with code 0',
     removeTestDir(t, dir, `cluster up output:\n${output}`);
   });
 
+  // A child found between its fork and its exec still shows cluster up's own command line: wait for all three
+  // to run `keel start ... --node <id>`.
+  const started = (pid: number): boolean => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes('--node');
+    } catch {
+      return false;
+    }
+  };
   const pids = await waitFor('cluster up to spawn 3 children', setupWaitMs, () => {
     const found = childPids(upPid);
     found.forEach((pid) => known.add(pid));
-    return found.length >= 3 ? found : null;
+    return found.length >= 3 && found.every(started) ? found : null;
   });
   t.equal(pids.length, 3, `cluster up (pid ${upPid}) runs 3 children: ${pids.join(', ')}`);
   for (const pid of pids) {
