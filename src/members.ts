@@ -206,11 +206,11 @@ export class Membership implements MembersBackend {
   }
 
   isLeader(): boolean {
-    return this.deps.driver.status().role === 'leader';
+    return this.deps.driver.role === 'leader';
   }
 
   leaderClientAddress(): string | null {
-    const leader = this.deps.driver.status().leader;
+    const leader = this.deps.driver.leader;
     return leader === null ? null : (this.deps.directory.dialClient(leader) ?? null);
   }
 
@@ -225,7 +225,7 @@ export class Membership implements MembersBackend {
 
   async add(member: MemberAddress): Promise<void> {
     await this.exclusive(`adding ${member.id}`, async () => {
-      const conf = this.deps.driver.status().conf;
+      const conf = this.deps.driver.conf;
       if (isMember(conf, member.id)) throw new KeelError('CONFLICT', `member ${member.id} already exists`);
       for (const id of members(conf)) {
         const known = this.deps.directory.get(id);
@@ -240,7 +240,7 @@ export class Membership implements MembersBackend {
 
   async promote(id: string): Promise<void> {
     await this.exclusive(`promoting ${id}`, async () => {
-      const conf = this.deps.driver.status().conf;
+      const conf = this.deps.driver.conf;
       if (conf.voters.includes(id)) throw new KeelError('CONFLICT', `member ${id} is already a voter`);
       if (!conf.learners.includes(id)) throw new KeelError('NOT_FOUND', `no member ${id}`);
       this.checkCaughtUp(id, 'promoted');
@@ -251,7 +251,7 @@ export class Membership implements MembersBackend {
 
   async remove(id: string): Promise<void> {
     await this.exclusive(`removing ${id}`, async () => {
-      if (!isMember(this.deps.driver.status().conf, id)) throw new KeelError('NOT_FOUND', `no member ${id}`);
+      if (!isMember(this.deps.driver.conf, id)) throw new KeelError('NOT_FOUND', `no member ${id}`);
       await this.propose({ type: 'remove', id });
       this.deps.logger.info({ id }, 'member removed');
     });
@@ -274,7 +274,7 @@ export class Membership implements MembersBackend {
   async transfer(to: string): Promise<void> {
     if (to === this.self) return;
     await this.exclusive(`transferring leadership to ${to}`, async () => {
-      const conf = this.deps.driver.status().conf;
+      const conf = this.deps.driver.conf;
       if (!isMember(conf, to)) throw new KeelError('NOT_FOUND', `no member ${to}`);
       if (!conf.voters.includes(to)) throw new KeelError('CONFLICT', `member ${to} is a learner; promote it first`);
       this.checkCaughtUp(to, 'made leader');
@@ -369,7 +369,7 @@ export class RemovalWatch {
 
   constructor(private readonly deps: RemovalWatchDeps) {
     this.agent = new Agent({ connections: 2, connectTimeout: 1_000, ...clientConnect(deps.directory.clientTls) });
-    this.wasMember = isMember(deps.driver.status().conf, deps.self);
+    this.wasMember = isMember(deps.driver.conf, deps.self);
   }
 
   start(): void {
@@ -379,7 +379,7 @@ export class RemovalWatch {
 
   onConfApplied(change: ConfChange): void {
     if (change.type === 'remove' && change.id === this.deps.self) this.fire('this node applied its own removal');
-    else if (isMember(this.deps.driver.status().conf, this.deps.self)) this.wasMember = true;
+    else if (isMember(this.deps.driver.conf, this.deps.self)) this.wasMember = true;
   }
 
   async close(): Promise<void> {
@@ -465,8 +465,8 @@ export interface MembershipWiring {
  */
 export function wireMembership(w: MembershipWiring): { membership: Membership; removalWatch: RemovalWatch } {
   const logger = w.logger.child({ component: 'members' });
-  let conf = w.driver.status().conf;
-  const syncPeers = (next = w.driver.status().conf): void => w.transport.setPeers(w.directory.peers(w.self, next));
+  let conf = w.driver.conf;
+  const syncPeers = (next = w.driver.conf): void => w.transport.setPeers(w.directory.peers(w.self, next));
   let reloads = Promise.resolve();
   const reload = (): void => {
     reloads = reloads
@@ -478,11 +478,11 @@ export function wireMembership(w: MembershipWiring): { membership: Membership; r
   w.driver.on('confApplied', (change: ConfChange) => {
     // Emitted before the core takes the change in (at advance): the peers follow the configuration it makes.
     w.directory.noteChange(change);
-    syncPeers(applyConfChange(w.driver.status().conf, change));
+    syncPeers(applyConfChange(w.driver.conf, change));
     removalWatch.onConfApplied(change);
   });
   w.driver.on('applied', () => {
-    const now = w.driver.status().conf;
+    const now = w.driver.conf;
     if (now === conf) return;
     // A snapshot replaced the membership (and the store's contexts with it).
     conf = now;

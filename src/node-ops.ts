@@ -98,7 +98,7 @@ export function createOperations(deps: {
 
 /** On the leader: compacts history older than the last `retain` revisions, if there is any. */
 async function autoCompact(store: KvStore, driver: RaftDriver, retain: number, proposeLocal: Propose, logger: Logger): Promise<void> {
-  if (driver.status().role !== 'leader') return;
+  if (driver.role !== 'leader') return;
   const revision = store.revision() - retain;
   if (revision <= store.compactRevision()) return;
   try {

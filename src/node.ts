@@ -263,9 +263,9 @@ function observedPropose(driver: RaftDriver, leases: LeaseLayer): (command: Uint
 
 function raftView(driver: RaftDriver): RaftView {
   return {
-    isLeader: () => driver.status().role === 'leader',
+    isLeader: () => driver.role === 'leader',
     appliedIndex: () => driver.appliedIndex,
-    lastIndex: () => driver.status().lastIndex,
+    lastIndex: () => driver.lastIndex,
     onApplied: (listener) => {
       const onEvent = (index: number): void => listener(index);
       driver.on('applied', onEvent);
@@ -285,9 +285,9 @@ function leaderView(
   proposeLocal: (command: Uint8Array) => Promise<unknown>,
 ): LeaderView {
   return {
-    isLeader: () => driver.status().role === 'leader',
+    isLeader: () => driver.role === 'leader',
     leaderClientAddress: () => {
-      const leader = driver.status().leader;
+      const leader = driver.leader;
       return leader === null ? null : (directory.dialClient(leader) ?? null);
     },
     proposeLocal,

@@ -19,7 +19,7 @@ import type { RaftNode, RaftStatus } from '../raft.js';
 import type { Ready } from '../ready.js';
 import { sendsBeforePersist } from '../ready.js';
 import type { StateMachine } from '../state-machine.js';
-import type { ConfChange, ConfState, Entry, HardState, Index, NodeId, SoftState, Term } from '../types.js';
+import type { ConfChange, ConfState, Entry, HardState, Index, NodeId, Role, SoftState, Term } from '../types.js';
 import type { DurableLogStorage } from '../storage.js';
 import type { Transport } from './transport.js';
 
@@ -134,8 +134,29 @@ export class RaftDriver extends EventEmitter {
     this.schedule();
   }
 
+  /** A copy of the core's whole state, every peer's progress included: for status pages, not per request. */
   status(): RaftStatus {
     return this.node.status();
+  }
+
+  // The getters below read one field each, for the checks made on every request or apply (status() allocates).
+
+  get role(): Role {
+    return this.node.role;
+  }
+
+  /** The leader this node knows of, or null. */
+  get leader(): NodeId | null {
+    return this.node.leader;
+  }
+
+  /** The membership as the core sees it now. */
+  get conf(): ConfState {
+    return this.node.conf;
+  }
+
+  get lastIndex(): Index {
+    return this.node.log.lastIndex();
   }
 
   get appliedIndex(): Index {
