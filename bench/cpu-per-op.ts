@@ -28,30 +28,53 @@ const profileDir = option('profile');
 const connections = Number(option('connections') ?? 64);
 const ticksPerSecond = 100;
 
-/** User and system CPU seconds of a process (all its threads). */
-function cpuSeconds(pid: number): { user: number; sys: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(fields[11]) / ticksPerSecond, sys: Number(fields[12]) / ticksPerSecond };
+/** User and system CPU seconds of a process (all its threads), and of its main thread alone. */
+function cpuSeconds(pid: number): { user: number; sys: number; main: number } {
+  const times = (path: string): { user: number; sys: number } => {
+    const stat = readFileSync(path, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: Number(fields[11]) / ticksPerSecond, sys: Number(fields[12]) / ticksPerSecond };
+  };
+  const main = times(`/proc/${pid}/task/${pid}/stat`);
+  return { ...times(`/proc/${pid}/stat`), main: main.user + main.sys };
+}
+
+/** Read and write system calls of a process so far (all its threads), from /proc/<pid>/io. */
+function syscalls(pid: number): { reads: number; writes: number } {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? Number.NaN);
+  return { reads: field('syscr'), writes: field('syscw') };
 }
 
 async function measure(cluster: BenchCluster, label: string, run: () => Promise<Measurement>): Promise<void> {
   const leader = await cluster.leader(15_000);
   const before = cluster.nodes.map((n) => cpuSeconds(n.child.pid));
+  const callsBefore = cluster.nodes.map((n) => syscalls(n.child.pid));
   const fromUs = monotonicUs();
   const m = await run();
   const toUs = monotonicUs();
   const after = cluster.nodes.map((n) => cpuSeconds(n.child.pid));
+  const callsAfter = cluster.nodes.map((n) => syscalls(n.child.pid));
   const perOp = cluster.nodes.map((n, i) => {
     const [a, b] = [after[i]!, before[i]!];
+    const [ca, cb] = [callsAfter[i]!, callsBefore[i]!];
     const ops = Math.max(1, m.count);
-    return { id: n.id, us: ((a.user + a.sys - b.user - b.sys) * 1e6) / ops, sysUs: ((a.sys - b.sys) * 1e6) / ops };
+    return {
+      id: n.id,
+      us: ((a.user + a.sys - b.user - b.sys) * 1e6) / ops,
+      sysUs: ((a.sys - b.sys) * 1e6) / ops,
+      mainUs: ((a.main - b.main) * 1e6) / ops,
+      reads: (ca.reads - cb.reads) / ops,
+      writes: (ca.writes - cb.writes) / ops,
+    };
   });
   const total = perOp.reduce((sum, p) => sum + p.us, 0);
-  const cells = perOp.map((p) => `${p.id}${p.id === leader.id ? '*' : ''} ${p.us.toFixed(0)} (sys ${p.sysUs.toFixed(0)})`).join(', ');
+  const cells = perOp.map((p) => `${p.id}${p.id === leader.id ? '*' : ''} ${p.us.toFixed(0)} (sys ${p.sysUs.toFixed(0)}, main ${p.mainUs.toFixed(0)})`).join(', ');
+  const calls = perOp.map((p) => `${p.id} ${p.reads.toFixed(1)}/${p.writes.toFixed(1)}`).join(', ');
   process.stdout.write(
     `${label}: ${Math.round(m.rps ?? 0)} req/s, p50 ${(m.p50Ms ?? 0).toFixed(2)} p99 ${(m.p99Ms ?? 0).toFixed(2)} ms, ` +
-      `CPU us/op ${cells} (sum ${total.toFixed(0)}), non2xx ${m.non2xx}, window ${fromUs} ${toUs}\n`,
+      `CPU us/op ${cells} (sum ${total.toFixed(0)}), read/write syscalls per op ${calls}, non2xx ${m.non2xx}, ` +
+      `window ${fromUs} ${toUs}\n`,
   );
 }
 

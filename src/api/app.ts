@@ -3,6 +3,7 @@
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ServerOptions as HttpsServerOptions } from 'node:https';
+import { latencyTraceEnabled, traceMark } from '../util/latency-trace.js';
 import { limits } from '../util/limits.js';
 import type { Logger } from '../util/logger.js';
 import { installAuth, type AuthHookOptions } from './auth-hook.js';
@@ -67,7 +68,22 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   installErrorHandler(app, deps.logger);
   if (deps.peerAuth !== undefined) installInternalAuth(app, deps.peerAuth, deps.logger);
+  if (latencyTraceEnabled) {
+    app.addHook('onRequest', (_request, _reply, done) => {
+      traceMark('http.request');
+      done();
+    });
+    app.addHook('preHandler', (_request, _reply, done) => {
+      traceMark('http.handler');
+      done();
+    });
+    app.addHook('onSend', (_request, _reply, payload, done) => {
+      traceMark('http.send');
+      done(null, payload);
+    });
+  }
   app.addHook('onResponse', (request, reply, done) => {
+    traceMark('http.sent');
     const route = request.routeOptions.url ?? 'unmatched';
     deps.metrics.httpSeconds.observe(
       { method: request.method, route, status: String(reply.statusCode) },
