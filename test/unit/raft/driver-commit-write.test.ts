@@ -65,14 +65,26 @@ void t.test('sequential puts: the commit index rides on the next append, and rea
   await new Promise((resolve) => setTimeout(resolve, 300));
   const sentBefore = leader.transport.stats().messagesSent;
   const startedAt = performance.now();
+  const starts: number[] = [];
   for (let n = 0; n < puts; n++) {
     const command = encodeCommand({ requestId: `hold-${n}`, cmd: { kind: 'put', key: `h/${n}`, value: `v${n}`, lease: 0, prevKv: false } });
+    starts.push(performance.now());
     await leader.driver.propose(command);
   }
   const sent = leader.transport.stats().messagesSent - sentBefore;
-  const heartbeats = 2 * Math.ceil((performance.now() - startedAt) / 200 + 1);
+  const endedAt = performance.now();
+  const heartbeats = 2 * Math.ceil((endedAt - startedAt) / 200 + 1);
+  // A put's commit is held from its commit until the next put's append leaves: if the process stalled for the whole
+  // hold (a GC pause, a loaded CI machine: this cluster shares the test's process), it went out on its own, one
+  // message per follower. Allowed once per window from a put's start to the next one's answer of commitHoldMs or more.
+  const windowEnds = [...starts.slice(2), endedAt, endedAt];
+  const stalls = starts.filter((start, n) => windowEnds[n]! - start >= 40).length;
+  t.ok(stalls < puts / 4, `${stalls} of ${puts} puts saw a stall of the commit hold (the count below means little if most did)`);
   // Before: an append with the entry and then one with only the new commit index, per follower and put.
-  t.ok(sent <= 2 * puts + heartbeats, `leader sent ${sent} messages for ${puts} puts (4 per put before; at most ${2 * puts} + ${heartbeats} heartbeats)`);
+  t.ok(
+    sent <= 2 * puts + heartbeats + 2 * stalls,
+    `leader sent ${sent} messages for ${puts} puts (4 per put before; at most ${2 * puts} + ${heartbeats} heartbeats + ${2 * stalls} for stalls)`,
+  );
   const lastIndex = leader.driver.status().lastIndex;
   const stoppedAt = performance.now();
   while (cluster.nodes.some((n) => n.driver.appliedIndex < lastIndex) && performance.now() - stoppedAt < 5_000) {
