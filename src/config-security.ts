@@ -55,8 +55,15 @@ function parseTls(value: unknown, nodes: readonly NodeConfig[], where: string, b
   }
   if (tls.peer !== undefined) {
     const raw = object(tls.peer, where, 'tls.peer');
-    allowOnly(raw, ['cert', 'key', 'ca', 'mutual'], where, 'tls.peer.');
-    peer = { ...certKey(raw, where, 'tls.peer', baseDir), ca: file(raw.ca, where, 'tls.peer.ca', baseDir), mutual: flag(raw.mutual, where, 'tls.peer.mutual') };
+    allowOnly(raw, ['cert', 'key', 'ca', 'mutual', 'allowedCn'], where, 'tls.peer.');
+    const mutual = flag(raw.mutual, where, 'tls.peer.mutual');
+    const allowedCn = raw.allowedCn === undefined ? null : raw.allowedCn;
+    if (allowedCn !== null && (typeof allowedCn !== 'string' || allowedCn === '')) {
+      throw new ConfigError(`${where}: field "tls.peer.allowedCn" must be a non-empty string`);
+    }
+    // Only a listener that demands a certificate has a common name to check.
+    if (allowedCn !== null && !mutual) throw new ConfigError(`${where}: field "tls.peer.allowedCn" needs "tls.peer.mutual": true`);
+    peer = { ...certKey(raw, where, 'tls.peer', baseDir), ca: file(raw.ca, where, 'tls.peer.ca', baseDir), mutual, allowedCn };
   }
   // Every node must end up with a certificate and key for each TLS port: its own or the cluster-wide one.
   nodes.forEach((node, i) => {
@@ -103,7 +110,7 @@ function parsePeerSecret(root: Raw, where: string, baseDir: string): string | un
 /** A node's effective TLS material (its own cert/key or the cluster-wide ones), read from disk. */
 export interface NodeTls {
   readonly client: { cert: Buffer; key: Buffer; ca: Buffer | null; requireClientCert: boolean } | null;
-  readonly peer: { cert: Buffer; key: Buffer; ca: Buffer; mutual: boolean } | null;
+  readonly peer: { cert: Buffer; key: Buffer; ca: Buffer; mutual: boolean; allowedCn: string | null } | null;
 }
 
 export function readNodeTls(cluster: ClusterConfig, node: NodeConfig): NodeTls {
@@ -118,7 +125,7 @@ export function readNodeTls(cluster: ClusterConfig, node: NodeConfig): NodeTls {
   };
   return {
     client: client === null ? null : { ...pair('client', client), ca: client.ca === null ? null : readFileSync(client.ca), requireClientCert: client.requireClientCert },
-    peer: peer === null ? null : { ...pair('peer', peer), ca: readFileSync(peer.ca), mutual: peer.mutual },
+    peer: peer === null ? null : { ...pair('peer', peer), ca: readFileSync(peer.ca), mutual: peer.mutual, allowedCn: peer.allowedCn },
   };
 }
 

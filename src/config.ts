@@ -47,6 +47,8 @@ export interface PeerTlsConfig {
   readonly ca: string;
   /** Mutual TLS: the listener demands and verifies a client certificate, and dialers present theirs. */
   readonly mutual: boolean;
+  /** With mutual TLS: the common name a dialing peer's certificate must have (etcd's --peer-cert-allowed-cn). */
+  readonly allowedCn: string | null;
 }
 
 export interface TlsConfig {

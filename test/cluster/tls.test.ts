@@ -3,10 +3,13 @@
 // leader over TLS, with the node's certificate), a linearizable read and a watch; a plain-HTTP request, an https
 // client without the CA and one without a client certificate all fail; the CLI works with --cacert/--cert/--key
 // and KEEL_CACERT/KEEL_CERT/KEEL_KEY; and a would-be peer without a certificate from the cluster CA cannot get a
-// Raft message in: no term or leader change, its connection is refused, and the node logs and counts it.
+// Raft message in: no term or leader change, its connection is refused, and the node logs and counts it. Nor can
+// a client certificate from the cluster's own CA: the peer certificates share the common name tls.peer.allowedCn
+// names, and the client's has another.
 // Method: the openssl CLI makes a CA, a per-node peer certificate, a shared client-port certificate, and a rogue CA
-// with its own "n2" certificate; real `keel start` processes run on loopback (test/helpers/cluster.ts). The rogue
-// is the real TcpTransport (with the rogue certificate) sending a vote request with a huge term.
+// with its own "n2" certificate; real `keel start` processes run on loopback (test/helpers/cluster.ts). The rogues
+// are the real TcpTransport (with the rogue certificate, then with the client's) sending a vote request with a
+// huge term.
 import { readFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import tls from 'node:tls';
@@ -36,10 +39,10 @@ void t.test('TLS on the client and peer ports, mutual TLS between peers', { skip
   const ca = pki.ca('keel-test-ca');
   const server = pki.leaf('client-port', ca);
   const user = pki.leaf('a-client', ca);
-  const peers = new Map(['n1', 'n2', 'n3'].map((id) => [id, pki.leaf(`peer-${id}`, ca)]));
+  const peers = new Map(['n1', 'n2', 'n3'].map((id) => [id, pki.leaf(`peer-${id}`, ca, 'keel-peer')]));
   const caPem = readFileSync(ca.cert);
   const cluster = await startCluster(t, {
-    config: { tls: { client: { cert: server.cert, key: server.key, ca: ca.cert, requireClientCert: true }, peer: { ca: ca.cert, mutual: true } } },
+    config: { tls: { client: { cert: server.cert, key: server.key, ca: ca.cert, requireClientCert: true }, peer: { ca: ca.cert, mutual: true, allowedCn: 'keel-peer' } } },
     nodeConfig: (id) => ({ tls: { peer: peers.get(id)! } }),
     clientTls: { ca: caPem, cert: readFileSync(user.cert), key: readFileSync(user.key) },
     raft: { tickMs: 50, electionTicks: 12 },
@@ -100,18 +103,24 @@ void t.test('TLS on the client and peer ports, mutual TLS between peers', { skip
   const before = (await cluster.status(leader))!;
   const rogueCa = pki.ca('rogue-ca');
   const rogueCert = pki.leaf('rogue-n2', rogueCa);
-  const rogue = new TcpTransport({
-    id: 'n2', cluster: 'test', listen: '127.0.0.1:0', peers: new Map([[leader, cluster.node(leader).peer], [followerA, cluster.node(followerA).peer]]),
-    tls: { cert: readFileSync(rogueCert.cert), key: readFileSync(rogueCert.key), ca: caPem, mutual: true },
-  });
-  await rogue.start();
-  t.teardown(() => rogue.close());
+  const rogueWith = async (cert: { cert: string; key: string }): Promise<TcpTransport> => {
+    const transport = new TcpTransport({
+      id: 'n2', cluster: 'test', listen: '127.0.0.1:0', peers: new Map([[leader, cluster.node(leader).peer], [followerA, cluster.node(followerA).peer]]),
+      tls: { cert: readFileSync(cert.cert), key: readFileSync(cert.key), ca: caPem, mutual: true },
+    });
+    await transport.start();
+    t.teardown(() => transport.close());
+    return transport;
+  };
+  // The second holds a certificate the cluster's CA did sign, for an HTTP client: its common name is not keel-peer.
+  const rogues = [await rogueWith(rogueCert), await rogueWith(user)];
   const vote = { type: 'vote' as const, from: 'n2', term: before.term + 1000, lastLogIndex: 1e9, lastLogTerm: before.term + 1000, transfer: true };
   for (let i = 0; i < 10; i++) {
-    rogue.send([{ ...vote, to: leader }, { ...vote, to: followerA }]);
+    for (const rogue of rogues) rogue.send([{ ...vote, to: leader }, { ...vote, to: followerA }]);
     await sleep(200);
   }
-  t.notOk(rogue.isConnected(leader), 'the rogue never holds a connection to the leader');
+  t.notOk(rogues[0]!.isConnected(leader), 'the rogue never holds a connection to the leader');
+  t.notOk(rogues[1]!.isConnected(leader), 'nor does a client certificate from the cluster CA (allowedCn)');
 
   // And one with no client certificate at all.
   const bare = await new Promise<string>((resolve) => {
@@ -137,6 +146,7 @@ void t.test('TLS on the client and peer ports, mutual TLS between peers', { skip
   t.ok(rejected >= 1, `the leader counts refused peer connections (${rejected})`);
   const log = readFileSync(`${cluster.dir}/${leader}.log`, 'utf8');
   t.match(log, /refused a peer connection in the TLS handshake/, 'the leader logs the refusal');
+  t.match(log, /common name \\"a-client\\" is not the allowed \\"keel-peer\\"/, 'and names the refused common name');
 
   // The cluster still works.
   const again = await writer.call('PUT', '/v1/kv/tls/b', { value: 'two' });

@@ -32,13 +32,16 @@ export class TestPki {
     return files;
   }
 
-  /** A certificate for `name` signed by `ca`, valid for 127.0.0.1 and localhost, as server and as client. */
-  leaf(name: string, ca: CertFiles): CertFiles {
+  /**
+   * A certificate for `name` signed by `ca`, valid for 127.0.0.1 and localhost, as server and as client; its
+   * subject common name is `cn` (default: `name`).
+   */
+  leaf(name: string, ca: CertFiles, cn = name): CertFiles {
     const files = this.files(name);
     const csr = path.join(this.dir, `${name}.csr`);
     const ext = path.join(this.dir, `${name}.ext`);
     writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n');
-    run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', files.key, '-out', csr, '-subj', `/CN=${name}`]);
+    run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', files.key, '-out', csr, '-subj', `/CN=${cn}`]);
     run(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-out', files.cert, '-days', '1', '-extfile', ext]);
     return files;
   }

@@ -26,12 +26,20 @@ void t.test('a full security section parses, relative to the config file, with p
   t.equal(config.peerSecret, 'secret-contents-0123456789', 'the secret is read from the file and trimmed');
   t.same(config.tls?.client, { cert: path.join(dir, 'node.crt'), key: path.join(dir, 'node.key'), ca: path.join(dir, 'ca.crt'), requireClientCert: true });
   t.equal(config.tls?.peer?.mutual, true);
+  t.equal(config.tls?.peer?.allowedCn, null, 'no allowedCn: any certificate from the CA');
   t.same(config.nodes[1]?.tls?.peer, { cert: path.join(dir, 'n2.crt'), key: path.join(dir, 'n2.key') }, 'node paths resolve too');
   const n1 = readNodeTls(config, config.nodes[0]!);
   const n2 = readNodeTls(config, config.nodes[1]!);
   t.equal(n1.peer?.cert.toString(), 'node.crt-contents-0123456789\n', 'n1 uses the cluster-wide peer certificate');
   t.equal(n2.peer?.cert.toString(), 'n2.crt-contents-0123456789\n', 'n2 uses its own');
   t.equal(n2.client?.key.toString(), 'node.key-contents-0123456789\n', 'n2 uses the cluster-wide client certificate');
+});
+
+void t.test('tls.peer.allowedCn reaches the node\'s peer TLS options', async (t) => {
+  const config = parseClusterConfig({ cluster: 'c', nodes, tls: { peer: { cert: 'node.crt', key: 'node.key', ca: 'ca.crt', mutual: true, allowedCn: 'keel-peer' } } }, file);
+  t.equal(config.tls?.peer?.allowedCn, 'keel-peer');
+  t.equal(readNodeTls(config, config.nodes[0]!).peer?.allowedCn, 'keel-peer');
+  t.equal(readNodeTls(config, config.nodes[1]!).peer?.allowedCn, 'keel-peer', 'a node with its own certificate too');
 });
 
 void t.test('no security section: nothing changes', async (t) => {
@@ -49,6 +57,9 @@ void t.test('mistakes name their field', async (t) => {
     ['requireClientCert without ca', { tls: { client: { cert: 'node.crt', key: 'node.key', requireClientCert: true } } }, '"tls.client.ca"'],
     ['peer without ca', { tls: { peer: { cert: 'node.crt', key: 'node.key' } } }, '"tls.peer.ca"'],
     ['mutual not a boolean', { tls: { peer: { cert: 'node.crt', key: 'node.key', ca: 'ca.crt', mutual: 'yes' } } }, '"tls.peer.mutual"'],
+    ['allowedCn without mutual', { tls: { peer: { cert: 'node.crt', key: 'node.key', ca: 'ca.crt', allowedCn: 'keel-peer' } } }, '"tls.peer.allowedCn"'],
+    ['allowedCn empty', { tls: { peer: { cert: 'node.crt', key: 'node.key', ca: 'ca.crt', mutual: true, allowedCn: '' } } }, '"tls.peer.allowedCn"'],
+    ['allowedCn not a string', { tls: { peer: { cert: 'node.crt', key: 'node.key', ca: 'ca.crt', mutual: true, allowedCn: ['a'] } } }, '"tls.peer.allowedCn"'],
     ['unknown tls field', { tls: { server: {} } }, '"tls.server"'],
     ['node without any peer certificate', { tls: { peer: { ca: 'ca.crt' } } }, 'node n1'],
     ['short secret', { peerSecret: 'abc' }, '"peerSecret"'],

@@ -15,6 +15,11 @@ export interface PeerTlsOptions {
   readonly ca: Buffer | string;
   /** The listener demands and verifies a client certificate; dialers present theirs. */
   readonly mutual: boolean;
+  /**
+   * With `mutual`: the listener also refuses a certificate whose subject common name is not this one, so a
+   * certificate the same CA issued for something else (a client of the HTTP API) cannot speak Raft.
+   */
+  readonly allowedCn?: string | null;
 }
 
 export class PeerSecurity {
@@ -46,6 +51,7 @@ export class PeerSecurity {
   createServer(onConnection: (socket: net.Socket) => void, onRefused: (why: string, remote: string) => void, handshakeTimeoutMs = 5_000): net.Server {
     const options = this.tlsOptions;
     if (options === null) return net.createServer({ noDelay: true }, onConnection);
+    const allowedCn = options.mutual ? (options.allowedCn ?? null) : null;
     const server = tls.createServer(
       {
         cert: options.cert,
@@ -56,7 +62,15 @@ export class PeerSecurity {
         handshakeTimeout: handshakeTimeoutMs,
         noDelay: true,
       },
-      onConnection,
+      (socket) => {
+        const cn = allowedCn === null ? null : commonNameOf(socket);
+        if (cn === null || cn === allowedCn) {
+          onConnection(socket);
+          return;
+        }
+        onRefused(`TLS: the certificate's common name ${JSON.stringify(cn)} is not the allowed ${JSON.stringify(allowedCn)}`, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`);
+        socket.destroy();
+      },
     );
     server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
       onRefused(`TLS: ${err.message}`, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`);
@@ -77,4 +91,11 @@ export class PeerSecurity {
     this.auth.rejections.raft++;
     return false;
   }
+}
+
+/** The subject common name of the peer's (verified) certificate; '' when it has none. */
+function commonNameOf(socket: tls.TLSSocket): string {
+  const cn = socket.getPeerCertificate().subject?.CN as string | string[] | undefined;
+  // A subject with several CN attributes lists them all: none of them alone is the certificate's name.
+  return typeof cn === 'string' ? cn : '';
 }

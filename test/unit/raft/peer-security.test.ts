@@ -119,3 +119,26 @@ void t.test('TLS, mutual TLS and TLS with the secret', { skip: missing ?? false 
   await exchange(plain, 1_000);
   t.same([plain.got.a.length, plain.got.b.length], [0, 0], 'a plain-TCP peer and a TLS peer do not talk');
 });
+
+void t.test('mutual TLS with allowedCn: only certificates with that common name get in', { skip: missing ?? false }, async (t) => {
+  const pki = new TestPki();
+  t.teardown(() => pki.remove());
+  const ca = pki.ca('ca');
+  const files = (name: string, cn: string): PeerTlsOptions => {
+    const leaf = pki.leaf(name, ca, cn);
+    return { cert: readFileSync(leaf.cert), key: readFileSync(leaf.key), ca: readFileSync(ca.cert), mutual: true, allowedCn: 'keel-peer' };
+  };
+  const a = files('a', 'keel-peer');
+  const b = files('b', 'keel-peer');
+  const peers = await pair(t, { tls: a }, { tls: b });
+  await exchange(peers, 5_000);
+  t.ok(peers.got.a.length > 0 && peers.got.b.length > 0, 'two certificates with the allowed common name: messages flow');
+
+  // The same CA issued a certificate for an HTTP client: valid, but not a peer's.
+  const app = files('app', 'app');
+  const refused = await pair(t, { tls: a }, { tls: app });
+  await exchange(refused, 1_500);
+  t.equal(refused.got.a.length, 0, 'a certificate from the same CA with another common name gets nothing in');
+  t.ok(refused.a.stats().connectionsRejected > 0, 'the listener counted the refused connections');
+  t.ok(refused.got.b.length > 0, "the refusal is the listener's: a, dialing the other way, is let in (its common name is the allowed one)");
+});
