@@ -1,6 +1,6 @@
 // What the peer transport needs for security, kept out of its framing and queueing logic: how to listen and dial
-// (plain TCP, or TLS with the cluster CA and optionally mutual certificates) and the cluster-secret
-// challenge-response (the proofs themselves are in util/peer-auth.ts).
+// (plain TCP, or TLS with the cluster CA and optionally mutual certificates, whose common name may be pinned) and
+// the cluster-secret challenge-response (the proofs themselves are in util/peer-auth.ts).
 import net from 'node:net';
 import tls from 'node:tls';
 import { challengeBytes, PeerAuth } from '../../util/peer-auth.js';
@@ -68,12 +68,12 @@ export class PeerSecurity {
           onConnection(socket);
           return;
         }
-        onRefused(`TLS: the certificate's common name ${JSON.stringify(cn)} is not the allowed ${JSON.stringify(allowedCn)}`, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`);
+        onRefused(`TLS: the certificate's common name ${JSON.stringify(cn)} is not the allowed ${JSON.stringify(allowedCn)}`, remoteOf(socket));
         socket.destroy();
       },
     );
     server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
-      onRefused(`TLS: ${err.message}`, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`);
+      onRefused(`TLS: ${err.message}`, remoteOf(socket));
     });
     return server;
   }
@@ -91,6 +91,10 @@ export class PeerSecurity {
     this.auth.rejections.raft++;
     return false;
   }
+}
+
+function remoteOf(socket: net.Socket): string {
+  return `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
 }
 
 /** The subject common name of the peer's (verified) certificate; '' when it has none. */
