@@ -56,6 +56,10 @@ export function createOperations(deps: {
   registerSpaceMetrics(deps.metrics, space);
   let compactionTimer: NodeJS.Timeout | null = null;
   const defrag = async (): Promise<DefragResult> => {
+    // Catch up with the leader first: right after `keel compact` (README's recovery from NOSPACE) a follower may
+    // not have applied the compaction yet, and its defrag would give nothing back. Best effort: a node that cannot
+    // reach a leader (no read index within readTimeoutMs) defrags what it has.
+    await driver.readIndex().catch((err: unknown) => logger.warn({ err }, 'defrag: could not catch up with the leader first'));
     const beforeBytes = await space.check();
     const started = performance.now();
     await store.defrag();

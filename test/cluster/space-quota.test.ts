@@ -2,7 +2,8 @@
 // NO_SPACE, the NOSPACE alarm in /v1/status and the keel_space_alarm metric, while reads, deletes and compaction
 // still work; delete + compact + `keel defrag` brings the store under the quota, clears the alarm and writes work
 // again. A defrag runs online: a read and a write issued while it runs complete. Automatic compaction
-// (`autoCompaction.retainRevisions`) compacts old history on its own.
+// (`autoCompaction.retainRevisions`) compacts old history on its own. A follower frozen while a delete and a
+// compaction were committed gives the space back with a defrag queued before it thaws.
 // Method: real clusters (test/helpers/cluster.ts) with the quota measured every 200 ms; the CLI (`keel defrag`)
 // as a child process.
 import t from 'tap';
@@ -99,6 +100,30 @@ void t.test('defrag is online: a read and a write complete while it runs', async
   t.ok(write.r > revision, 'the write was applied');
   t.comment(`defrag ${result.durationMs} ms (answered at ${Math.round(result.endedMs)} ms); read at ${Math.round(read.ms)} ms, write at ${Math.round(write.ms)} ms`);
   t.ok(read.ms < 10_000 && write.ms < 10_000, 'both within 10 s');
+});
+
+void t.test('a follower frozen through a delete and a compaction gives the space back with a defrag sent as it thaws', async (t) => {
+  const cluster = await startCluster(t);
+  const leaderId = await cluster.waitForLeader(30_000);
+  const leader = `http://${cluster.node(leaderId).client}`;
+  const client = cluster.client([leaderId]);
+  const filler = 'f'.repeat(16 * 1024);
+  await Promise.all(Array.from({ length: 60 }, (_, i) => client.call('PUT', `/v1/kv/lag/${i}`, { value: filler })));
+  const follower = cluster.nodes.find((n) => n.id !== leaderId)!;
+  await waitFor('the follower applied the puts', 10_000, async () => ((await cluster.status(follower.id))?.revision ?? 0) >= 60);
+  // Frozen, the follower misses the delete and the compaction, which the leader and the other follower commit.
+  await cluster.kill(follower.id, 'SIGSTOP');
+  t.teardown(() => cluster.kill(follower.id, 'SIGCONT').catch(() => undefined));
+  const revision = (await client.once<{ revision: number }>(leader, 'DELETE', '/v1/kv/lag/?prefix=true')).body.revision;
+  await client.once(leader, 'POST', '/v1/compact', { revision });
+  // The defrag request waits in the frozen follower's socket beside the appends it missed; both are read together.
+  const defrag = client.once<{ beforeBytes: number; afterBytes: number }>(`http://${follower.client}`, 'POST', '/v1/maintenance/defrag');
+  await sleep(300);
+  await cluster.kill(follower.id, 'SIGCONT');
+  const result = (await defrag).body;
+  const status = await cluster.status(follower.id);
+  t.ok((status?.compactRevision ?? 0) >= revision, `the follower applied the compaction (at ${status?.compactRevision}, asked ${revision})`);
+  t.ok(result.afterBytes < result.beforeBytes / 4, `its defrag gave the deleted values back: ${result.beforeBytes} -> ${result.afterBytes} bytes`);
 });
 
 void t.test('automatic compaction keeps the last retainRevisions revisions', async (t) => {
