@@ -7,7 +7,7 @@
 // a client certificate from the cluster's own CA: the peer certificates share the common name tls.peer.allowedCn
 // names, and the client's has another.
 // Method: the openssl CLI makes a CA, a per-node peer certificate, a shared client-port certificate, and a rogue CA
-// with its own "n2" certificate; real `keel start` processes run on loopback (test/helpers/cluster.ts). The rogues
+// with its own certificate; real `keel start` processes run on loopback (test/helpers/cluster.ts). The rogues
 // are the real TcpTransport (with the rogue certificate, then with the client's) sending a vote request with a
 // huge term.
 import { readFileSync } from 'node:fs';
@@ -99,13 +99,14 @@ void t.test('TLS on the client and peer ports, mutual TLS between peers', { skip
   const noCa = await cli(['--endpoints', endpoints, 'get', 'tls/cli']);
   t.not(noCa.code, 0, 'keel without TLS options fails against the TLS port');
 
-  // A stranger with a certificate from another CA poses as n2 and asks the leader for its vote with a huge term.
+  // A stranger with a certificate from another CA poses as a follower and asks the leader for its vote with a huge
+  // term. (It must not pose as the leader: a transport never dials its own id, so it would never reach it.)
   const before = (await cluster.status(leader))!;
   const rogueCa = pki.ca('rogue-ca');
-  const rogueCert = pki.leaf('rogue-n2', rogueCa);
+  const rogueCert = pki.leaf('rogue', rogueCa);
   const rogueWith = async (cert: { cert: string; key: string }): Promise<TcpTransport> => {
     const transport = new TcpTransport({
-      id: 'n2', cluster: 'test', listen: '127.0.0.1:0', peers: new Map([[leader, cluster.node(leader).peer], [followerA, cluster.node(followerA).peer]]),
+      id: followerB, cluster: 'test', listen: '127.0.0.1:0', peers: new Map([[leader, cluster.node(leader).peer], [followerA, cluster.node(followerA).peer]]),
       tls: { cert: readFileSync(cert.cert), key: readFileSync(cert.key), ca: caPem, mutual: true },
     });
     await transport.start();
@@ -114,7 +115,7 @@ void t.test('TLS on the client and peer ports, mutual TLS between peers', { skip
   };
   // The second holds a certificate the cluster's CA did sign, for an HTTP client: its common name is not keel-peer.
   const rogues = [await rogueWith(rogueCert), await rogueWith(user)];
-  const vote = { type: 'vote' as const, from: 'n2', term: before.term + 1000, lastLogIndex: 1e9, lastLogTerm: before.term + 1000, transfer: true };
+  const vote = { type: 'vote' as const, from: followerB, term: before.term + 1000, lastLogIndex: 1e9, lastLogTerm: before.term + 1000, transfer: true };
   for (let i = 0; i < 10; i++) {
     for (const rogue of rogues) rogue.send([{ ...vote, to: leader }, { ...vote, to: followerA }]);
     await sleep(200);
