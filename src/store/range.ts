@@ -4,7 +4,7 @@ import { KeelError } from '../util/errors.js';
 import type { KV, RangeResult } from './commands.js';
 import { checkCount, checkKey } from './commands.js';
 import type { KeyRange } from './keys.js';
-import { prefixEnd, singleKeyEnd, utf8 } from './keys.js';
+import { ownUtf8, prefixEnd, singleKeyEnd } from './keys.js';
 import type { ReadView } from './mvcc.js';
 
 export type SortTarget = 'key' | 'createRevision' | 'modRevision';
@@ -40,11 +40,12 @@ function invalid(message: string): KeelError {
   return new KeelError('INVALID_ARGUMENT', message);
 }
 
+/** A key range of its own bytes (a watcher keeps its range for as long as it lives: see keys.ts utf8()). */
 export function keyRange(key: string, prefix: boolean, rangeEnd?: string): KeyRange {
-  const start = utf8(key);
+  const start = ownUtf8(key);
   if (prefix) return { start, end: prefixEnd(start) };
-  if (rangeEnd === undefined) return { start, end: singleKeyEnd(start) };
-  return { start, end: rangeEnd === '\u0000' ? null : utf8(rangeEnd) };
+  if (rangeEnd === undefined) return { start, end: new Uint8Array(singleKeyEnd(start)) };
+  return { start, end: rangeEnd === '\u0000' ? null : ownUtf8(rangeEnd) };
 }
 
 /** Checks a range request from the API (untrusted input) and splits it into keys, revision and shape. */

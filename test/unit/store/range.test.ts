@@ -7,6 +7,8 @@ import t from 'tap';
 import type { KvStore, RangeRequest } from '../../../src/store/index.js';
 import type { TapLike } from './helpers.js';
 import { Applier, deleteCmd, openStore } from './helpers.js';
+import { prefixEnd, utf8 } from '../../../src/store/keys.js';
+import { keyRange } from '../../../src/store/range.js';
 
 async function keys(store: KvStore, req: RangeRequest): Promise<string[]> {
   return (await store.range(req)).kvs.map((kv) => kv.key);
@@ -113,4 +115,18 @@ void t.test('future revisions and bad arguments are INVALID_ARGUMENT', async (t)
   await t.rejects(store.range({ key: 'a', limit: -1 }), { code: 'INVALID_ARGUMENT' });
   await t.rejects(store.range({ key: 'a', sort: 'value' as never }), { code: 'INVALID_ARGUMENT' });
   await t.rejects(store.get('x'.repeat(5000)), { code: 'TOO_LARGE' });
+});
+
+void t.test('range bounds own their bytes, and prefixEnd never changes its input', async (t) => {
+  // utf8() hands out views into Node's shared buffer pool, whose slice() is a view too: prefixEnd must copy.
+  const pooled = Buffer.from([0x70, 0x2f, 0xff]);
+  t.ok(pooled.byteLength < pooled.buffer.byteLength && utf8('k').byteLength < utf8('k').buffer.byteLength, 'pooled views, as utf8() gives');
+  const end = prefixEnd(pooled);
+  t.same([...pooled], [0x70, 0x2f, 0xff], 'the prefix is unchanged');
+  t.same(end === null ? null : [...end], [0x70, 0x30], 'the end is the prefix up to its last byte below 0xff, raised');
+  t.equal(prefixEnd(Buffer.from([0xff, 0xff])), null, 'a prefix of 0xff bytes only has no end');
+  // A watcher keeps its range: its bytes must not pin a pool slab.
+  for (const range of [keyRange('k', false), keyRange('k/', true), keyRange('a', false, 'b')]) {
+    for (const bytes of [range.start, range.end!]) t.equal(bytes.byteLength, bytes.buffer.byteLength, 'a buffer of its own');
+  }
 });
