@@ -26,6 +26,7 @@ import type { Bytes, KeyRange } from './keys.js';
 import { be8, fromUtf8, metaKey, utf8 } from './keys.js';
 import type { ReadView } from './mvcc.js';
 import type { StoreState } from './open.js';
+import type { CurrentCache } from './current-cache.js';
 import { CurrentOverlay } from './overlay.js';
 
 /** The key a raw LevelDB key has in the overlay: latin1 maps each byte to one char, so it is one-to-one. */
@@ -67,6 +68,8 @@ export class ApplyBatch {
     private readonly view: ReadView,
     base: StoreState,
     private readonly publish: (revision: number, events: readonly StoreEvent[]) => void,
+    /** Current versions as the database holds them (current-cache.ts); the store fills it once the batch landed. */
+    private readonly cache: CurrentCache,
   ) {
     this.values = { ...base };
   }
@@ -109,7 +112,12 @@ export class ApplyBatch {
   /** The current version of `key` as of the entries applied so far. */
   current(key: string): KV | null {
     const overlaid = this.currents.lookup(key);
-    return overlaid === undefined ? this.view.current(utf8(key)) : overlaid.kv;
+    if (overlaid !== undefined) return overlaid.kv;
+    const cached = this.cache.get(key);
+    if (cached !== undefined) return cached;
+    const stored = this.view.current(utf8(key));
+    this.cache.set(key, stored);
+    return stored;
   }
 
   /** Live keys of the range as of the entries applied so far, in key order. */
@@ -147,6 +155,11 @@ export class ApplyBatch {
       if (this.moved.has(name)) ops.push({ type: 'put', key: metaKey(name), value: be8(this.values[name]) });
     }
     return { ops, state: { ...this.values } };
+  }
+
+  /** Once the batch has landed: the current versions it wrote are now the database's. */
+  landed(): void {
+    for (const [key, { kv }] of this.currents.entries()) this.cache.set(key, kv);
   }
 
   /** Publishes the batch's revisions and runs the entries' effects, in entry order; once the batch is written. */

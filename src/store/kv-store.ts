@@ -44,6 +44,7 @@ import type { ApplyResult, Command, CommandEnvelope, CompactCommand, KV, RangeRe
 import { applyFailure, isApplyFailure } from './commands.js';
 import { decodeCommand, pack } from './codec.js';
 import { compactionBatchOpsDefault, runCompaction } from './compaction.js';
+import { CurrentCache, currentCacheBytesDefault } from './current-cache.js';
 import { DedupeTable, dedupeWindowDefault } from './dedupe.js';
 import { executeCommand } from './execute.js';
 import type { KeyRange } from './keys.js';
@@ -76,6 +77,8 @@ export interface KvStoreOptions extends WatchHubOptions {
   readonly logger?: Logger;
   /** Test-only: record every applied entry for GET /v1/debug/applied (applied-log.ts). Default false. */
   readonly recordApplied?: boolean;
+  /** Bound of the recently written keys' current versions kept in memory (current-cache.ts); 0 keeps none. */
+  readonly currentCacheBytes?: number;
 }
 
 /** A read's answer comes with the store revision it was served at (the API's X-Keel-Revision). */
@@ -93,6 +96,7 @@ export class KvStore implements StateMachine {
   private work: Promise<void> = Promise.resolve();
   private readonly hub: WatchHub;
   private readonly dedupe: DedupeTable;
+  private readonly currents: CurrentCache;
   private readonly extensions: ReadonlyMap<string, CommandExtension>;
   private readonly logger: Logger;
   /** The snapshot reads share until the next write (read-snapshot.ts). */
@@ -110,6 +114,7 @@ export class KvStore implements StateMachine {
       logger: this.logger,
     });
     this.dedupe = new DedupeTable(db, options.dedupeWindowMax ?? dedupeWindowDefault);
+    this.currents = new CurrentCache(options.currentCacheBytes ?? currentCacheBytesDefault);
     this.reads = new SharedReadSnapshot(db);
     const extensions = new Map<string, CommandExtension>();
     for (const extension of options.extensions ?? []) {
@@ -178,8 +183,11 @@ export class KvStore implements StateMachine {
   }
 
   private newBatch(): ApplyBatch {
-    return new ApplyBatch(new ReadView(this.db, null), this.state, (revision, events) =>
-      this.hub.publish(revision, events),
+    return new ApplyBatch(
+      new ReadView(this.db, null),
+      this.state,
+      (revision, events) => this.hub.publish(revision, events),
+      this.currents,
     );
   }
 
@@ -215,7 +223,11 @@ export class KvStore implements StateMachine {
     beforeLanding?.();
     try {
       await landing;
+      batch.landed();
       traceMark('store.written');
+    } catch (err) {
+      this.currents.clear();
+      throw err;
     } finally {
       this.landing = null;
     }
@@ -518,7 +530,13 @@ export class KvStore implements StateMachine {
       this.hub.endAll(new KeelError('UNAVAILABLE', 'the store was restored from a snapshot; reconnect'));
       // Reads are refused while restoring, so the shared read snapshot stays dropped until the import is done.
       await this.reads.invalidate();
-      await importSnapshot(this.db, decoded, index);
+      // The import replaces every k/ record; cleared again after it, in case it failed half-way.
+      this.currents.clear();
+      try {
+        await importSnapshot(this.db, decoded, index);
+      } finally {
+        this.currents.clear();
+      }
       const view = new ReadView(this.db, null);
       this.state = readState(view);
       assert(this.state.appliedIndex === index, 'the restored appliedIndex is the snapshot index');

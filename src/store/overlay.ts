@@ -65,6 +65,11 @@ export class CurrentOverlay {
     return this.byKey.get(key);
   }
 
+  /** Every changed key with its version (null: deleted), in the order the keys were first changed. */
+  entries(): IterableIterator<[string, Overlaid]> {
+    return this.byKey.entries();
+  }
+
   set(key: string, bytes: Bytes, kv: KV | null): void {
     if (this.sorted !== null && !this.byKey.has(key)) this.fresh.push({ key, bytes });
     this.byKey.set(key, { bytes, kv });

@@ -36,6 +36,8 @@ void t.test('round trip: same hashes at every revision, same bytes, same dedupe 
   t.equal(index, source.appliedIndex());
   const target = (await openStore(t)).store;
   await new Applier(target).put('unrelated', 'x');
+  // A version the restore replaces, in the target's cache of current versions (current-cache.ts) until then.
+  await new Applier(target).put('k1', 'stale');
   await target.restore(asSnapshot(index, data));
   t.equal(target.appliedIndex(), index);
   t.equal(target.revision(), source.revision());
@@ -46,7 +48,11 @@ void t.test('round trip: same hashes at every revision, same bytes, same dedupe 
   t.equal((await target.get('unrelated')).kv, null);
   t.same((await target.leaseKeys(1)).keys, (await source.leaseKeys(1)).keys);
   // Both continue identically, including a retry the source already answered.
-  const more = [commandEntry(index + 1, putCmd('k1', 'late'), 'req-3'), commandEntry(index + 2, putCmd('n', '1'), 'new')];
+  const more = [
+    commandEntry(index + 1, putCmd('k1', 'late'), 'req-3'),
+    commandEntry(index + 2, putCmd('n', '1'), 'new'),
+    commandEntry(index + 3, putCmd('k1', 'after', { prevKv: true }), 'after'),
+  ];
   t.same(await target.apply(more), await source.apply(more));
   t.same(await target.snapshot(), await source.snapshot());
 });
