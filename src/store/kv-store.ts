@@ -96,7 +96,7 @@ export class KvStore implements StateMachine {
   private work: Promise<void> = Promise.resolve();
   private readonly hub: WatchHub;
   private readonly dedupe: DedupeTable;
-  private readonly currents: CurrentCache;
+  private readonly currentCache: CurrentCache;
   private readonly extensions: ReadonlyMap<string, CommandExtension>;
   private readonly logger: Logger;
   /** The snapshot reads share until the next write (read-snapshot.ts). */
@@ -114,7 +114,7 @@ export class KvStore implements StateMachine {
       logger: this.logger,
     });
     this.dedupe = new DedupeTable(db, options.dedupeWindowMax ?? dedupeWindowDefault);
-    this.currents = new CurrentCache(options.currentCacheBytes ?? currentCacheBytesDefault);
+    this.currentCache = new CurrentCache(options.currentCacheBytes ?? currentCacheBytesDefault);
     this.reads = new SharedReadSnapshot(db);
     const extensions = new Map<string, CommandExtension>();
     for (const extension of options.extensions ?? []) {
@@ -187,7 +187,7 @@ export class KvStore implements StateMachine {
       new ReadView(this.db, null),
       this.state,
       (revision, events) => this.hub.publish(revision, events),
-      this.currents,
+      this.currentCache,
     );
   }
 
@@ -226,7 +226,7 @@ export class KvStore implements StateMachine {
       batch.landed();
       traceMark('store.written');
     } catch (err) {
-      this.currents.clear();
+      this.currentCache.clear();
       throw err;
     } finally {
       this.landing = null;
@@ -531,11 +531,11 @@ export class KvStore implements StateMachine {
       // Reads are refused while restoring, so the shared read snapshot stays dropped until the import is done.
       await this.reads.invalidate();
       // The import replaces every k/ record; cleared again after it, in case it failed half-way.
-      this.currents.clear();
+      this.currentCache.clear();
       try {
         await importSnapshot(this.db, decoded, index);
       } finally {
-        this.currents.clear();
+        this.currentCache.clear();
       }
       const view = new ReadView(this.db, null);
       this.state = readState(view);
