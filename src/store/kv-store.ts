@@ -530,8 +530,7 @@ export class KvStore implements StateMachine {
       this.hub.endAll(new KeelError('UNAVAILABLE', 'the store was restored from a snapshot; reconnect'));
       // Reads are refused while restoring, so the shared read snapshot stays dropped until the import is done.
       await this.reads.invalidate();
-      // The import replaces every k/ record; cleared again after it, in case it failed half-way.
-      this.currentCache.clear();
+      // The import replaces every k/ record (nothing reads the cache meanwhile: apply waits for the restore).
       try {
         await importSnapshot(this.db, decoded, index);
       } finally {
