@@ -228,7 +228,10 @@ function authDeps(state: AuthState, proposer: Proposer, driver: RaftDriver, stor
       await driver.readIndex();
     },
     wallMs: () => clock.wallMs(),
-    leaseKeys: async (lease) => (await store.leaseKeys(lease)).keys,
+    leaseKeys: async (lease) => {
+      await driver.readIndex();
+      return (await store.leaseKeys(lease)).keys;
+    },
     protectMetrics: cluster.auth?.protectMetrics ?? false,
   };
 }

@@ -19,7 +19,10 @@ import { KeelError } from '../util/errors.js';
 
 export interface AuthHookOptions {
   readonly state: AuthState;
-  /** Keys attached to a lease: revoking a lease deletes them, so it needs readwrite on each. */
+  /**
+   * Keys attached to a lease: revoking a lease deletes them, so it needs readwrite on each. Read after a
+   * ReadIndex barrier: a node behind the leader must not authorize against fewer keys than it will delete.
+   */
   leaseKeys(lease: number): Promise<readonly string[]>;
   /** GET /metrics needs a token (any valid one) while auth is enabled. */
   readonly protectMetrics: boolean;
@@ -77,9 +80,14 @@ const named = (kind: 'service' | 'lock', access: 'read' | 'readwrite', param: st
   { kind, access, name: params(request)[param] ?? '', prefix: false },
 ];
 
-/** Revoking a lease deletes its keys: readwrite on each of them, in the terms of the API that wrote it. */
+/**
+ * Revoking a lease deletes its keys: readwrite on each of them, in the terms of the API that wrote it. The keys
+ * are kept on the request: the revoke entry carries them (as a digest) and is refused when it applies if the
+ * lease's keys changed in between, so a key attached after this check is never deleted by it.
+ */
 const leaseRevoke: NeedsOf = async (request, options) => {
   const keys = await options.leaseKeys(Number(params(request).id));
+  request.keelCheckedLeaseKeys = keys;
   return keys.map((key) => keyNeed('readwrite', key, false));
 };
 
@@ -156,6 +164,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** Who made the request, set by the auth hook when auth is enabled and the token is valid. */
     keelPrincipal: Principal | null;
+    /** DELETE /v1/leases/:id with auth on: the attached keys the principal was authorized to delete. */
+    keelCheckedLeaseKeys: readonly string[] | null;
   }
 }
 
@@ -164,10 +174,16 @@ export function principalOf(request: FastifyRequest): Principal | null {
   return request.keelPrincipal ?? null;
 }
 
+/** The keys a lease revoke was authorized against (auth on), else null: see leaseRevoke. */
+export function checkedLeaseKeysOf(request: FastifyRequest): readonly string[] | null {
+  return request.keelCheckedLeaseKeys ?? null;
+}
+
 export function installAuth(app: FastifyInstance, options: AuthHookOptions): void {
   const routeNeeds = routeTable(options);
   const needsOf = (route: string | undefined): NeedsOf | null => needsIn(routeNeeds, route);
   app.decorateRequest('keelPrincipal', null);
+  app.decorateRequest('keelCheckedLeaseKeys', null);
   // Callback-style hooks with a synchronous path for the common case (auth off and known to be off, a key route
   // whose needs are computed without I/O): no promise and no microtask hop per request and hook.
   app.addHook('onRequest', (request, _reply, done) => {

@@ -6,8 +6,12 @@
 //   lease.grant     {id, ttl}            creates `_keel/leases/<id>` = {"id","ttl"}; CONFLICT if it exists
 //   lease.keepalive {ids: [...]}         changes no key (no revision): answers {ttls: [...]} aligned with ids,
 //                                        the granted ttl, or 0 for an unknown lease; the deadlines move on commit
-//   lease.revoke    {ids, reason}        deletes each lease's record and every key attached to it, all in this
-//                                        entry's one revision; then the revoke handlers (lock re-evaluation) run
+//   lease.revoke    {ids, reason,        deletes each lease's record and every key attached to it, all in this
+//                    keysDigest?}        entry's one revision; then the revoke handlers (lock re-evaluation) run.
+//                                        keysDigest (one id only): the digest of the attached keys a client's
+//                                        revoke was authorized against (auth on); CONFLICT, and nothing changes,
+//                                        if the keys attached when the entry applies differ from them
+import { createHash } from 'node:crypto';
 import type { ApplyContext, CommandExtension, KV } from '../store/index.js';
 import { assert } from '../util/assert.js';
 import { KeelError } from '../util/errors.js';
@@ -72,11 +76,31 @@ export function validateKeepalive(body: unknown): { ids: number[] } {
   return { ids: idList(obj['ids'], 'ids') };
 }
 
-export function validateRevoke(body: unknown): { ids: number[]; reason: RevokeReason } {
-  const obj = fields(body, ['ids', 'reason'], extensionNames.leaseRevoke);
+export interface RevokeCommand {
+  readonly ids: readonly number[];
+  readonly reason: RevokeReason;
+  /** leaseKeysDigest of the keys the revoke was authorized against; only with one id. */
+  readonly keysDigest?: string;
+}
+
+export function validateRevoke(body: unknown): RevokeCommand {
+  const obj = fields(body, ['ids', 'reason', 'keysDigest'], extensionNames.leaseRevoke);
   const reason = obj['reason'];
   if (!revokeReasons.includes(reason as RevokeReason)) throw invalid(`reason must be one of ${revokeReasons.join(', ')}`);
-  return { ids: idList(obj['ids'], 'ids'), reason: reason as RevokeReason };
+  const ids = idList(obj['ids'], 'ids');
+  const keysDigest = obj['keysDigest'];
+  if (keysDigest === undefined) return { ids, reason: reason as RevokeReason };
+  if (typeof keysDigest !== 'string' || !/^[0-9a-f]{64}$/.test(keysDigest)) throw invalid('keysDigest must be a sha256 in hex');
+  if (ids.length !== 1) throw invalid('keysDigest needs exactly one lease id');
+  return { ids, reason: reason as RevokeReason, keysDigest };
+}
+
+/**
+ * sha256 (hex) over a lease's attached keys, in key order (as `leaseKeys` lists them): what an authorized revoke
+ * was checked against, compared again when its entry applies so that no key attached in between is deleted.
+ */
+export function leaseKeysDigest(keys: readonly string[]): string {
+  return createHash('sha256').update(JSON.stringify(keys)).digest('hex');
 }
 
 /** The value of a lease record key. */
@@ -119,15 +143,19 @@ async function applyKeepalive(ctx: ApplyContext, table: LeaseTable, ids: readonl
 export async function applyLeaseRevoke(
   ctx: ApplyContext,
   deps: LeaseApplyDeps,
-  ids: readonly number[],
-  reason: RevokeReason,
+  { ids, reason, keysDigest }: RevokeCommand,
 ): Promise<RevokeResult> {
   const revoked: number[] = [];
   const deleted: KV[] = [];
   for (const id of new Set(ids)) {
     const record = await ctx.get(leaseKeys.lease(id));
     if (record === null) continue;
-    for (const key of await ctx.leaseKeys(id)) {
+    const keys = await ctx.leaseKeys(id);
+    // Only with one id (validateRevoke), so this throws before anything was deleted.
+    if (keysDigest !== undefined && leaseKeysDigest(keys) !== keysDigest) {
+      throw new KeelError('CONFLICT', `the keys attached to lease ${id} changed while its revoke was authorized: retry`, { lease: id });
+    }
+    for (const key of keys) {
       const kv = await ctx.get(key);
       if (kv !== null) deleted.push(ctx.delete(kv));
     }
@@ -165,8 +193,7 @@ export function leaseExtensions(deps: LeaseApplyDeps): CommandExtension[] {
       name: extensionNames.leaseRevoke,
       validate: (body) => void validateRevoke(body),
       apply: async (body, ctx) => {
-        const { ids, reason } = validateRevoke(body);
-        return { ...(await applyLeaseRevoke(ctx, deps, ids, reason)) };
+        return { ...(await applyLeaseRevoke(ctx, deps, validateRevoke(body))) };
       },
     },
   ];

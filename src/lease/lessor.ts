@@ -37,6 +37,7 @@ import {
   applyLeaseGrant,
   applyLeaseRevoke,
   leaseExtensions,
+  leaseKeysDigest,
   parseLeaseRecord,
   type KeepaliveResult,
   type RevokeApplyHandler,
@@ -231,12 +232,16 @@ export class Lessor {
     });
   }
 
-  /** Revokes a lease through the log: its record and every key attached to it go in one revision. 404 if unknown. */
-  async revoke(id: number, options: { requestId?: string } = {}): Promise<RevokedLease> {
+  /**
+   * Revokes a lease through the log: its record and every key attached to it go in one revision. 404 if unknown.
+   * `checkedKeys`: the attached keys the caller was authorized to delete; CONFLICT, and nothing changes, if the
+   * keys attached when the entry applies are not exactly these.
+   */
+  async revoke(id: number, options: { requestId?: string; checkedKeys?: readonly string[] } = {}): Promise<RevokedLease> {
     checkLeaseId(id);
     const result = await this.proposeExt<RevokeResult & { revision: number }>(
       extensionNames.leaseRevoke,
-      { ids: [id], reason: 'revoke' },
+      { ids: [id], reason: 'revoke', ...(options.checkedKeys !== undefined && { keysDigest: leaseKeysDigest(options.checkedKeys) }) },
       options.requestId ?? '',
     );
     if (!result.revoked.includes(id)) throw new KeelError('LEASE_NOT_FOUND', `lease ${id} not found`, { lease: id });
@@ -276,7 +281,7 @@ export class Lessor {
    * this entry's revision, and runs the onRevokeApply handlers (lock re-evaluation). Unknown ids are skipped.
    */
   async applyRevoke(ctx: ApplyContext, ids: readonly number[], reason: RevokeReason): Promise<RevokeResult> {
-    return applyLeaseRevoke(ctx, { table: this.table, revokeHandlers: this.revokeHandlers, onRevoked: (i, r) => this.emitRevoked(i, r) }, ids, reason);
+    return applyLeaseRevoke(ctx, { table: this.table, revokeHandlers: this.revokeHandlers, onRevoked: (i, r) => this.emitRevoked(i, r) }, { ids, reason });
   }
 
   /**

@@ -6,6 +6,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ElectionService, Lessor, LockService } from '../../lease/index.js';
 import type { KvStore } from '../../store/index.js';
 import { KeelError, isKeelError } from '../../util/errors.js';
+import { checkedLeaseKeysOf } from '../auth-hook.js';
 import {
   consistencyQuerySchema,
   grantBodySchema,
@@ -89,7 +90,8 @@ export const leaseRoutes: FastifyPluginAsync<{ backend: LeaseBackend }> = async 
   });
 
   app.delete<{ Params: LeaseParams }>('/v1/leases/:id', { schema: { params: leaseParamsSchema } }, async (request, reply) => {
-    const revoked = await lessor.revoke(request.params.id, { requestId: requestIdOf(request) });
+    const checkedKeys = checkedLeaseKeysOf(request);
+    const revoked = await lessor.revoke(request.params.id, { requestId: requestIdOf(request), ...(checkedKeys !== null && { checkedKeys }) });
     return reply.header('X-Keel-Revision', String(revoked.revision)).send(revoked);
   });
 };

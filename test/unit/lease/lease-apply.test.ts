@@ -8,6 +8,7 @@
 import t from 'tap';
 import type { ApplyFailure, Command, WatchMessage, Watcher } from '../../../src/store/index.js';
 import { leaseKeys } from '../../../src/lease/index.js';
+import { leaseKeysDigest } from '../../../src/lease/lease-apply.js';
 import { openLayer } from './layer-helpers.js';
 
 const ext = (name: string, body: unknown): Command => ({ kind: 'ext', name, body });
@@ -95,6 +96,30 @@ void t.test('revoke deletes the record and every attached key in ONE revision', 
   t.equal(store.revision(), before + 1, 'and takes no revision');
 });
 
+void t.test('an authorized revoke applies only while the lease has the keys it was checked against', async (t) => {
+  const { store, log } = await openLayer(t);
+  await log.ok(grant(8, 5));
+  await log.ok(put('app/a', '1', 8));
+  const checked = (await store.leaseKeys(8)).keys;
+  t.same(checked, ['app/a']);
+  // Another client attaches a key between the check and the revoke's entry.
+  await log.ok(put('web/i1', '2', 8));
+  const revision = store.revision();
+  const stale = failure(await log.run(ext('lease.revoke', { ids: [8], reason: 'revoke', keysDigest: leaseKeysDigest(checked) })));
+  t.equal(stale?.code, 'CONFLICT', 'the keys changed since the check: CONFLICT');
+  t.equal(store.revision(), revision, 'and nothing changed');
+  t.ok((await store.get('web/i1')).kv, 'the key attached after the check is still there');
+  t.ok((await store.get(leaseKeys.lease(8))).kv, 'so is the lease');
+  // A detached key changes the set too: a check that saw it does not match any more.
+  await log.ok(put('app/a', '3'));
+  const current = (await store.leaseKeys(8)).keys;
+  t.same(current, ['web/i1']);
+  const result = await log.ok<{ revoked: number[]; deleted: number }>(ext('lease.revoke', { ids: [8], reason: 'revoke', keysDigest: leaseKeysDigest(current) }));
+  t.same({ revoked: result.revoked, deleted: result.deleted }, { revoked: [8], deleted: 1 }, 'a check that matches revokes');
+  t.equal((await store.get('web/i1')).kv, null);
+  t.ok((await store.get('app/a')).kv, 'the detached key stays');
+});
+
 void t.test('user writes may not touch _keel/ (refused at apply, nothing changes)', async (t) => {
   const { store, log } = await openLayer(t);
   await log.ok(grant(1, 5));
@@ -132,6 +157,8 @@ void t.test('bad bodies are refused (validate before proposing, and again at app
     ext('lease.keepalive', { ids: ['1'] }),
     ext('lease.revoke', { ids: [1], reason: 'whim' }),
     ext('lease.revoke', { ids: [1] }),
+    ext('lease.revoke', { ids: [1], reason: 'revoke', keysDigest: 'not hex' }),
+    ext('lease.revoke', { ids: [1, 2], reason: 'revoke', keysDigest: leaseKeysDigest([]) }),
   ];
   for (const cmd of bad) t.equal(failure(await log.run(cmd))?.code, 'INVALID_ARGUMENT', JSON.stringify(cmd));
   t.equal(store.revision(), 0);
