@@ -7,14 +7,16 @@
 // Open routes: GET /health and GET /metrics (unless `protectMetrics`), and the internal propose route, which
 // followers use to forward writes that were ALREADY authorized on the node the client talked to (the check runs
 // here, before any handler proposes or forwards). That internal route must be protected by the peer cluster
-// secret (the peer-auth/TLS work), not by client tokens.
+// secret (the peer-auth/TLS work), not by client tokens. A write carries the auth guard (authGuardOf): if auth
+// changed after the state it was checked against, it is refused when it applies.
 // A route missing from the table needs admin (deny by default: routes added later are safe until listed).
 //
 // The reserved prefix `_keel/auth/` (hashed tokens, users, roles) is hidden from the KV API whether auth is on
 // or not: naming a key or prefix inside it is refused (403, even for root: use /v1/auth/...), and ranges,
 // txn gets and watches that merely contain it have those keys filtered out (see hideAuthKeys).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { allows, authPrefix, describeNeed, type Access, type AuthState, type Need, type Principal } from '../auth/index.js';
+import { AuthState, allows, authPrefix, describeNeed, type Access, type Need, type Principal } from '../auth/index.js';
+import type { CommandGuard } from '../store/index.js';
 import { KeelError } from '../util/errors.js';
 
 export interface AuthHookOptions {
@@ -172,6 +174,21 @@ declare module 'fastify' {
 /** Who made the request (auth enabled and the token valid), else null. */
 export function principalOf(request: FastifyRequest): Principal | null {
   return request.keelPrincipal ?? null;
+}
+
+/**
+ * The guard for a write this request makes (auth on): the write is refused (503, not applied) when it applies
+ * if any auth change was applied after the state this node checked it against. Undefined while auth is off.
+ */
+export function authGuardOf(request: FastifyRequest): CommandGuard | undefined {
+  const principal = request.keelPrincipal ?? null;
+  return principal === null ? undefined : AuthState.guardOf(principal);
+}
+
+/** authGuardOf as an options field: `{guard}` with auth on, else `{}`. */
+export function guardOption(request: FastifyRequest): { guard?: CommandGuard } {
+  const guard = authGuardOf(request);
+  return guard === undefined ? {} : { guard };
 }
 
 /** The keys a lease revoke was authorized against (auth on), else null: see leaseRevoke. */

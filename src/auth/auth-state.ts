@@ -3,10 +3,12 @@
 // command or restores a snapshot (invalidate()), so a node enforces exactly what it has applied: a revoked
 // token stops working on each node as soon as that node applied the revoke (normally within milliseconds of
 // the leader; a partitioned follower answers 503 for writes anyway and serves only its own, older reads).
+// Writes close even that gap: each carries the revision its principal was read at (guardOf), and the store
+// refuses it when it applies if an auth command was applied after that revision.
 //
 // A load that raced with an invalidation is not cached (the generation counter), so the cache never holds
 // state older than the last applied auth command.
-import type { KvStore } from '../store/index.js';
+import type { CommandGuard, KvStore } from '../store/index.js';
 import { KeelError } from '../util/errors.js';
 import { authKeys } from './extension.js';
 import type { Permission, RoleRecord, TokenRecord, UserRecord } from './model.js';
@@ -18,6 +20,11 @@ export interface Principal {
   readonly roles: readonly string[];
   readonly permissions: readonly Permission[];
   readonly expiresAtMs: number | null;
+  /**
+   * The store revision read before this principal was loaded: it reflects every auth change up to it. Writes
+   * it authorizes carry it (guardOf) and are refused when they apply if auth changed after it.
+   */
+  readonly asOfRevision: number;
 }
 
 /** Cached principals per node; a full cache is emptied (tokens are few; this bounds memory under abuse). */
@@ -61,7 +68,7 @@ export class AuthState {
     let principal = this.principals.get(hash);
     if (principal === undefined) {
       const generation = this.generation;
-      const loaded = await this.load(hash);
+      const loaded = await this.load(hash, this.store.revision());
       if (loaded === null) throw new KeelError('UNAUTHENTICATED', 'the token is unknown or was revoked');
       principal = loaded;
       if (generation === this.generation) {
@@ -75,7 +82,7 @@ export class AuthState {
     return principal;
   }
 
-  private async load(hash: string): Promise<Principal | null> {
+  private async load(hash: string, asOfRevision: number): Promise<Principal | null> {
     const id = tokenIdOf(hash);
     const token = await this.read<TokenRecord>(authKeys.token(id));
     if (token === null || !sameHash(token.hash, hash)) return null;
@@ -86,12 +93,17 @@ export class AuthState {
       const role = await this.read<RoleRecord>(authKeys.role(name));
       if (role !== null) permissions.push(...role.permissions);
     }
-    return { user: user.name, tokenId: id, roles: user.roles, permissions, expiresAtMs: token.expiresAtMs };
+    return { user: user.name, tokenId: id, roles: user.roles, permissions, expiresAtMs: token.expiresAtMs, asOfRevision };
   }
 
   private async read<T>(key: string): Promise<T | null> {
     const { kv } = await this.store.get(key);
     return kv === null ? null : (JSON.parse(kv.value) as T);
+  }
+
+  /** The guard of a write that `principal` authorized: refused when it applies if auth changed since. */
+  static guardOf(principal: Principal): CommandGuard {
+    return { key: authKeys.changed, revision: principal.asOfRevision };
   }
 
   /** Every record under one of the auth prefixes (users, roles, tokens), in name order. */

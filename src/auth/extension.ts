@@ -7,6 +7,9 @@
 //   _keel/auth/users/<name>         UserRecord, JSON
 //   _keel/auth/roles/<name>         RoleRecord, JSON
 //   _keel/auth/tokens/<id>          TokenRecord, JSON (the sha256 of the token, never the token)
+//   _keel/auth/changed              "" rewritten by every auth command: writes authorized by a node carry the
+//                                   revision its auth state was read at, and are refused when they apply if
+//                                   this key changed after it (CommandGuard), as etcd checks its auth revision
 //
 // Apply is deterministic: the token hash, its id and its expiry are decided by the API node that made the token
 // and travel in the command. Every applied auth command calls `onChange` after its batch is written, so each
@@ -27,6 +30,8 @@ export const authKeys = {
   role: (name: string): string => `${authPrefix}roles/${name}`,
   tokensPrefix: `${authPrefix}tokens/`,
   token: (id: string): string => `${authPrefix}tokens/${id}`,
+  /** Written by every applied auth command: its modRevision is the last auth change (the writes' CommandGuard). */
+  changed: `${authPrefix}changed`,
 };
 
 export const authExtensionName = 'auth';
@@ -263,6 +268,7 @@ export function authExtension(onChange: () => void): CommandExtension {
     apply: async (body, ctx) => {
       validateAuthOp(body);
       const result = await applyAuthOp(body, ctx);
+      await ctx.put(authKeys.changed, '', 0);
       ctx.afterCommit(onChange);
       return result;
     },

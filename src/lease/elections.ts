@@ -5,6 +5,7 @@
 // Observing an election = watching its prefix: GET /v1/watch/_keel/elections/<name>/?prefix=true. The record
 // `_keel/elections/<name>/holder` holds {key, fence, lease, value} while there is a leader and {key: null, fence}
 // while there is none; `_keel/elections/<name>/waiters/<seq>` are the candidates in campaign order.
+import type { CommandGuard } from '../store/index.js';
 import type { AcquireRequest, LockService } from './locks.js';
 
 export interface Leadership {
@@ -30,13 +31,13 @@ export class ElectionService {
   }
 
   /** The leader steps down (404 unknown key, 409 a candidate that is not the leader). */
-  async resign(name: string, leaderKey: string, requestId: string): Promise<{ revision: number }> {
-    return this.locks.release('elections', name, leaderKey, requestId);
+  async resign(name: string, leaderKey: string, requestId: string, guard?: CommandGuard): Promise<{ revision: number }> {
+    return this.locks.release('elections', name, leaderKey, requestId, guard);
   }
 
   /** The leader changes its value (404 unknown key, 409 not the leader). */
-  async proclaim(name: string, leaderKey: string, value: string, requestId: string): Promise<{ revision: number }> {
-    return this.locks.proclaim(name, leaderKey, value, requestId);
+  async proclaim(name: string, leaderKey: string, value: string, requestId: string, guard?: CommandGuard): Promise<{ revision: number }> {
+    return this.locks.proclaim(name, leaderKey, value, requestId, guard);
   }
 
   /** The current leader as this node applied it (the API puts a ReadIndex barrier in front). */

@@ -26,7 +26,7 @@
 // Stable public API (the service registry codes against it): grant, keepalive, revoke, status, list, size,
 // newLeaseId, applyGrant, applyRevoke, onRevokeApply, onRevoked, and the extensions/hooks wiring.
 import { randomBytes } from 'node:crypto';
-import type { ApplyContext, CommandExtension, StoreHooks } from '../store/index.js';
+import type { ApplyContext, CommandExtension, CommandGuard, StoreHooks } from '../store/index.js';
 import { decodeCommand, encodeCommand, failureToError, isApplyFailure } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import { KeelError, isKeelError } from '../util/errors.js';
@@ -189,7 +189,7 @@ export class Lessor {
    * Grants a lease through the log: `id` given → that id (CONFLICT 409 if it exists), else a random id (retried
    * once on the unlikely collision). `requestId` makes a retried request apply once. ttl: 1..ttlSecondsMax.
    */
-  async grant(ttl: number, options: { id?: number; requestId?: string } = {}): Promise<GrantedLease> {
+  async grant(ttl: number, options: { id?: number; requestId?: string; guard?: CommandGuard } = {}): Promise<GrantedLease> {
     checkTtl(ttl);
     if (options.id !== undefined) checkLeaseId(options.id);
     for (let attempt = 0; ; attempt++) {
@@ -199,6 +199,7 @@ export class Lessor {
           extensionNames.leaseGrant,
           { id, ttl },
           options.requestId === undefined ? '' : `${options.requestId}:${attempt}`,
+          options.guard,
         );
         return { id: result.id, ttl: result.ttl, revision: result.revision };
       } catch (err) {
@@ -237,12 +238,13 @@ export class Lessor {
    * `checkedKeys`: the attached keys the caller was authorized to delete; CONFLICT, and nothing changes, if the
    * keys attached when the entry applies are not exactly these.
    */
-  async revoke(id: number, options: { requestId?: string; checkedKeys?: readonly string[] } = {}): Promise<RevokedLease> {
+  async revoke(id: number, options: { requestId?: string; checkedKeys?: readonly string[]; guard?: CommandGuard } = {}): Promise<RevokedLease> {
     checkLeaseId(id);
     const result = await this.proposeExt<RevokeResult & { revision: number }>(
       extensionNames.leaseRevoke,
       { ids: [id], reason: 'revoke', ...(options.checkedKeys !== undefined && { keysDigest: leaseKeysDigest(options.checkedKeys) }) },
       options.requestId ?? '',
+      options.guard,
     );
     if (!result.revoked.includes(id)) throw new KeelError('LEASE_NOT_FOUND', `lease ${id} not found`, { lease: id });
     return { id, revision: result.revision, deleted: result.deleted };
@@ -324,10 +326,10 @@ export class Lessor {
     return this.runtime;
   }
 
-  private async proposeExt<T>(name: string, body: unknown, requestId: string): Promise<T> {
+  private async proposeExt<T>(name: string, body: unknown, requestId: string, guard?: CommandGuard): Promise<T> {
     // Checked here too, so bad input is refused before it reaches the log (apply checks it again).
     this.extensions.find((extension) => extension.name === name)?.validate(body);
-    const command = encodeCommand({ requestId, cmd: { kind: 'ext', name, body } });
+    const command = encodeCommand({ requestId, cmd: { kind: 'ext', name, body }, ...(guard !== undefined && { guard }) });
     const result = await this.requireRuntime().propose(command);
     if (isApplyFailure(result)) throw failureToError(result);
     return result as T;

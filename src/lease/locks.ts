@@ -11,7 +11,7 @@
 //
 // An acquire that grants its own lease (ttl) keeps that lease alive from this node while it waits: the client
 // learns the lease id only with the answer, and from then on keeps it alive itself (POST /v1/leases/<id>/keepalive).
-import type { CommandExtension, StoreHooks } from '../store/index.js';
+import type { CommandExtension, CommandGuard, StoreHooks } from '../store/index.js';
 import { encodeCommand, failureToError, isApplyFailure } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import { KeelError, isKeelError } from '../util/errors.js';
@@ -52,6 +52,8 @@ export interface AcquireRequest {
   /** How long to wait for the lock (default leaseLimits.waitMsDefault, at most waitMsMax). */
   readonly waitMs?: number;
   readonly requestId: string;
+  /** Auth on: refused when applied if auth changed after the request was checked (store CommandGuard). */
+  readonly guard?: CommandGuard;
   /** Aborted when the client went away: the waiter is withdrawn as on a timeout. */
   readonly signal?: AbortSignal;
 }
@@ -152,13 +154,13 @@ export class LockService {
   }
 
   /** The holder gives the lock up: 404 NOT_FOUND for an unknown key, 409 CONFLICT for a key that only waits. */
-  async release(kind: LockKind, name: string, key: string, requestId: string): Promise<{ revision: number }> {
-    return this.proposeExt(extensionNames.lockRelease, { kind, name, key, cancel: false }, requestId);
+  async release(kind: LockKind, name: string, key: string, requestId: string, guard?: CommandGuard): Promise<{ revision: number }> {
+    return this.proposeExt(extensionNames.lockRelease, { kind, name, key, cancel: false }, requestId, guard);
   }
 
   /** Elections: the leader `key` changes its value (404 unknown key, 409 not the leader). */
-  async proclaim(name: string, key: string, value: string, requestId: string): Promise<{ revision: number; fence: number }> {
-    return this.proposeExt(extensionNames.electionProclaim, { name, key, value }, requestId);
+  async proclaim(name: string, key: string, value: string, requestId: string, guard?: CommandGuard): Promise<{ revision: number; fence: number }> {
+    return this.proposeExt(extensionNames.electionProclaim, { name, key, value }, requestId, guard);
   }
 
   /** The lock as this node applied it (the API puts a ReadIndex barrier in front for linearizable reads). */
@@ -178,10 +180,10 @@ export class LockService {
     return this.runtime;
   }
 
-  private async proposeExt<T>(name: string, body: unknown, requestId: string): Promise<T> {
+  private async proposeExt<T>(name: string, body: unknown, requestId: string, guard?: CommandGuard): Promise<T> {
     // Checked here too, so bad input is refused before it reaches the log (apply checks it again).
     this.extensions.find((extension) => extension.name === name)?.validate(body);
-    const command = encodeCommand({ requestId, cmd: { kind: 'ext', name, body } });
+    const command = encodeCommand({ requestId, cmd: { kind: 'ext', name, body }, ...(guard !== undefined && { guard }) });
     const result = await this.requireRuntime().propose(command);
     if (isApplyFailure(result)) throw failureToError(result);
     return result as T;
@@ -191,13 +193,13 @@ export class LockService {
     const value = request.value ?? '';
     if (request.ttl === undefined) {
       if (request.lease === undefined) throw new KeelError('INVALID_ARGUMENT', 'give a ttl or a lease');
-      return this.proposeExt(extensionNames.lockAcquire, { kind, name, lease: request.lease, value }, request.requestId);
+      return this.proposeExt(extensionNames.lockAcquire, { kind, name, lease: request.lease, value }, request.requestId, request.guard);
     }
     // A fresh random lease id for this acquire; on the unlikely collision (CONFLICT) one more try with another.
     for (let attempt = 0; ; attempt++) {
       try {
         const body = { kind, name, lease: this.lessor.newLeaseId(), ttl: request.ttl, value };
-        return await this.proposeExt(extensionNames.lockAcquire, body, `${request.requestId}:${attempt}`);
+        return await this.proposeExt(extensionNames.lockAcquire, body, `${request.requestId}:${attempt}`, request.guard);
       } catch (err) {
         if (!(isKeelError(err, 'CONFLICT') && attempt === 0)) throw err;
       }

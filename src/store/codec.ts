@@ -69,7 +69,8 @@ export function unpack(bytes: Uint8Array): unknown {
 /** Encodes a command for proposal; validates first, so a bad command never reaches the log. */
 export function encodeCommand(envelope: CommandEnvelope): Uint8Array {
   const checked = validateEnvelope(envelope);
-  return pack({ v: commandVersion, requestId: checked.requestId, cmd: checked.cmd });
+  const { requestId, cmd, guard } = checked;
+  return pack(guard === undefined ? { v: commandVersion, requestId, cmd } : { v: commandVersion, requestId, cmd, guard });
 }
 
 export function decodeCommand(bytes: Uint8Array): CommandEnvelope {

@@ -101,6 +101,18 @@ export type Command = PutCommand | DeleteRangeCommand | TxnCommand | CompactComm
 export interface CommandEnvelope {
   readonly requestId: string;
   readonly cmd: Command;
+  /** Apply only if the state the command was checked against is still current (see CommandGuard). */
+  readonly guard?: CommandGuard;
+}
+
+/**
+ * The command was checked (authorized) against state in which `key` had not changed after `revision`. When it
+ * applies, if `key` was written after `revision`, it is refused with UNAVAILABLE: not applied, and not recorded
+ * under its request id, so a retry is checked again and applied afresh.
+ */
+export interface CommandGuard {
+  readonly key: string;
+  readonly revision: number;
 }
 
 // ---- results
@@ -385,12 +397,17 @@ export function validateCommand(value: unknown): Command {
 
 export function validateEnvelope(value: unknown): CommandEnvelope {
   if (!isObject(value)) throw invalid('command envelope must be an object');
-  onlyFields(value, ['requestId', 'cmd'], 'envelope');
+  onlyFields(value, ['requestId', 'cmd', 'guard'], 'envelope');
   const requestId = text(value['requestId'], 'requestId');
   if (Buffer.byteLength(requestId, 'utf8') > commandLimits.requestIdBytesMax) {
     throw invalid(`requestId is over ${commandLimits.requestIdBytesMax} bytes`);
   }
-  return { requestId, cmd: validateCommand(value['cmd']) };
+  const cmd = validateCommand(value['cmd']);
+  const guard = value['guard'];
+  if (guard === undefined) return { requestId, cmd };
+  if (!isObject(guard)) throw invalid('guard must be an object');
+  onlyFields(guard, ['key', 'revision'], 'guard');
+  return { requestId, cmd, guard: { key: checkKey(guard['key'], 'guard.key'), revision: checkCount(guard['revision'], 'guard.revision') } };
 }
 
 /** One change, as watchers see it. A txn's changes share one revision and are delivered together. */

@@ -7,6 +7,7 @@ export type {
   ApplyResult,
   Command,
   CommandEnvelope,
+  CommandGuard,
   CompactCommand,
   CompactResult,
   Compare,

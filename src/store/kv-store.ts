@@ -281,12 +281,20 @@ export class KvStore implements StateMachine {
     return this.applyCommand(envelope, batch);
   }
 
-  /** Dedupe, execute, then the changes (unless refused) and the dedupe record into the batch. */
+  /** Dedupe, the guard, execute, then the changes (unless refused) and the dedupe record into the batch. */
   private async applyCommand(envelope: CommandEnvelope, batch: ApplyBatch): Promise<ApplyResult> {
-    const { requestId, cmd } = envelope;
+    const { requestId, cmd, guard } = envelope;
     const seen = requestId === '' ? undefined : this.dedupe.lookup(requestId, batch);
     if (seen !== undefined) return seen.result as ApplyResult;
     const ctx = new ApplyContext(batch, this.options.hooks ?? {});
+    if (guard !== undefined) {
+      const changed = await ctx.get(guard.key);
+      if (changed !== null && changed.modRevision > guard.revision) {
+        // Not recorded under the request id: a retry is checked again against the newer state.
+        const why = `${guard.key} changed at revision ${changed.modRevision}, after the request was checked (at ${guard.revision}): retry`;
+        return applyFailure(batch.state('revision'), new KeelError('UNAVAILABLE', why));
+      }
+    }
     const result = await this.execute(cmd, ctx, batch);
     if (!isApplyFailure(result)) ctx.commit();
     if (requestId !== '') this.dedupe.record(requestId, result, batch);

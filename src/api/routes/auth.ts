@@ -10,7 +10,7 @@ import type { AuthOp, AuthState, Permission, RoleRecord, TokenRecord, UserRecord
 import { authExtensionName, authKeys, generateToken, hashToken, rootName, tokenIdOf, validateAuthOp } from '../../auth/index.js';
 import { encodeCommand, failureToError, isApplyFailure } from '../../store/index.js';
 import { KeelError } from '../../util/errors.js';
-import { principalOf } from '../auth-hook.js';
+import { guardOption, principalOf } from '../auth-hook.js';
 import type { Proposer } from '../forward.js';
 import { requestIdOf } from './kv.js';
 
@@ -48,7 +48,7 @@ const tokenBody = {
 
 async function propose(backend: AuthBackend, request: FastifyRequest, op: AuthOp): Promise<Record<string, unknown>> {
   validateAuthOp(op);
-  const command = encodeCommand({ requestId: requestIdOf(request), cmd: { kind: 'ext', name: authExtensionName, body: op } });
+  const command = encodeCommand({ requestId: requestIdOf(request), cmd: { kind: 'ext', name: authExtensionName, body: op }, ...guardOption(request) });
   const result = await backend.proposer.propose(command);
   if (isApplyFailure(result)) throw failureToError(result);
   return result as Record<string, unknown>;

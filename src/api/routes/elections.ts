@@ -14,6 +14,7 @@ import {
   type ProclaimBody,
   type ResignBody,
 } from '../schemas/leases.js';
+import { authGuardOf, guardOption } from '../auth-hook.js';
 import { requestIdOf } from './kv.js';
 import { barrier, type LeaseBackend } from './leases.js';
 import { clientGone } from './locks.js';
@@ -32,6 +33,7 @@ export const electionRoutes: FastifyPluginAsync<{ backend: LeaseBackend }> = asy
         ...(lease !== undefined && { lease }),
         ...(waitMs !== undefined && { waitMs }),
         requestId: requestIdOf(request),
+        ...guardOption(request),
         signal: clientGone(reply),
       });
       // The election is applied on this node by now: the store's revision reflects it.
@@ -53,7 +55,7 @@ export const electionRoutes: FastifyPluginAsync<{ backend: LeaseBackend }> = asy
     '/v1/elections/:name/resign',
     { schema: { params: nameParamsSchema, body: resignBodySchema } },
     async (request, reply) => {
-      const result = await elections.resign(request.params.name, request.body.leaderKey, requestIdOf(request));
+      const result = await elections.resign(request.params.name, request.body.leaderKey, requestIdOf(request), authGuardOf(request));
       return reply.header('X-Keel-Revision', String(result.revision)).send({ name: request.params.name, revision: result.revision });
     },
   );
@@ -63,7 +65,7 @@ export const electionRoutes: FastifyPluginAsync<{ backend: LeaseBackend }> = asy
     { schema: { params: nameParamsSchema, body: proclaimBodySchema } },
     async (request, reply) => {
       const { leaderKey, value } = request.body;
-      const result = await elections.proclaim(request.params.name, leaderKey, value, requestIdOf(request));
+      const result = await elections.proclaim(request.params.name, leaderKey, value, requestIdOf(request), authGuardOf(request));
       return reply.header('X-Keel-Revision', String(result.revision)).send({ name: request.params.name, revision: result.revision });
     },
   );

@@ -7,7 +7,7 @@ import type { Command, KvStore, TxnCommand, TxnResult } from '../../store/index.
 import { decodeCommand, encodeCommand, failureToError, isApplyFailure } from '../../store/index.js';
 import { touchesReserved } from '../../lease/index.js';
 import { KeelError } from '../../util/errors.js';
-import { mayHoldHiddenKeys, withoutHiddenKeys } from '../auth-hook.js';
+import { guardOption, mayHoldHiddenKeys, withoutHiddenKeys } from '../auth-hook.js';
 import { authPrefix } from '../../auth/index.js';
 import { internalProposePath, type Proposer } from '../forward.js';
 import {
@@ -70,10 +70,13 @@ function checkUserWrites(cmd: Command): void {
   }
 }
 
-/** Proposes a command and returns its result, turning a recorded refusal into the KeelError it stands for. */
+/**
+ * Proposes a command and returns its result, turning a recorded refusal into the KeelError it stands for. With
+ * auth on, the command carries the auth guard: it is refused (503) if auth changed after this node checked it.
+ */
 export async function write<T>(backend: KvBackend, request: FastifyRequest, cmd: Command): Promise<T> {
   checkUserWrites(cmd);
-  const command = encodeCommand({ requestId: requestIdOf(request), cmd });
+  const command = encodeCommand({ requestId: requestIdOf(request), cmd, ...guardOption(request) });
   const result = await backend.proposer.propose(command);
   if (isApplyFailure(result)) throw failureToError(result);
   return result as T;

@@ -6,7 +6,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ElectionService, Lessor, LockService } from '../../lease/index.js';
 import type { KvStore } from '../../store/index.js';
 import { KeelError, isKeelError } from '../../util/errors.js';
-import { checkedLeaseKeysOf } from '../auth-hook.js';
+import { checkedLeaseKeysOf, guardOption } from '../auth-hook.js';
 import {
   consistencyQuerySchema,
   grantBodySchema,
@@ -42,7 +42,7 @@ export const leaseRoutes: FastifyPluginAsync<{ backend: LeaseBackend }> = async 
 
   app.post<{ Body: GrantBody }>('/v1/leases', { schema: { body: grantBodySchema } }, async (request, reply) => {
     const { ttl, id } = request.body;
-    const granted = await lessor.grant(ttl, { ...(id !== undefined && { id }), requestId: requestIdOf(request) });
+    const granted = await lessor.grant(ttl, { ...(id !== undefined && { id }), requestId: requestIdOf(request), ...guardOption(request) });
     return reply.code(201).header('X-Keel-Revision', String(granted.revision)).send({ id: granted.id, ttl: granted.ttl });
   });
 
@@ -91,7 +91,7 @@ export const leaseRoutes: FastifyPluginAsync<{ backend: LeaseBackend }> = async 
 
   app.delete<{ Params: LeaseParams }>('/v1/leases/:id', { schema: { params: leaseParamsSchema } }, async (request, reply) => {
     const checkedKeys = checkedLeaseKeysOf(request);
-    const revoked = await lessor.revoke(request.params.id, { requestId: requestIdOf(request), ...(checkedKeys !== null && { checkedKeys }) });
+    const revoked = await lessor.revoke(request.params.id, { requestId: requestIdOf(request), ...(checkedKeys !== null && { checkedKeys }), ...guardOption(request) });
     return reply.header('X-Keel-Revision', String(revoked.revision)).send(revoked);
   });
 };

@@ -13,6 +13,7 @@ import {
   type NameParams,
   type ReleaseBody,
 } from '../schemas/leases.js';
+import { authGuardOf, guardOption } from '../auth-hook.js';
 import { requestIdOf } from './kv.js';
 import { barrier, type LeaseBackend } from './leases.js';
 
@@ -39,6 +40,7 @@ export const lockRoutes: FastifyPluginAsync<{ backend: LeaseBackend }> = async (
         ...(lease !== undefined && { lease }),
         ...(waitMs !== undefined && { waitMs }),
         requestId: requestIdOf(request),
+        ...guardOption(request),
         signal: clientGone(reply),
       });
       // The grant is applied on this node by now: the store's revision reflects it.
@@ -51,7 +53,7 @@ export const lockRoutes: FastifyPluginAsync<{ backend: LeaseBackend }> = async (
     { schema: { params: nameParamsSchema, body: releaseBodySchema } },
     async (request, reply) => {
       const { name } = request.params;
-      const released = await locks.release('locks', name, request.body.key, requestIdOf(request));
+      const released = await locks.release('locks', name, request.body.key, requestIdOf(request), authGuardOf(request));
       return reply.header('X-Keel-Revision', String(released.revision)).send({ name, key: request.body.key, revision: released.revision });
     },
   );

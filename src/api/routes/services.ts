@@ -4,8 +4,6 @@
 // the same ReadIndex barrier as KV GET (or none with consistency=serializable). Health checks run on the leader
 // (lease/health-checker.ts) and are not routes.
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
-import type { Command } from '../../store/index.js';
-import { encodeCommand, failureToError, isApplyFailure } from '../../store/index.js';
 import type { Instance, RegisterBody as RegisterCommandBody } from '../../lease/index.js';
 import {
   deregisterCommand,
@@ -33,7 +31,7 @@ import {
   type RegisterBody,
   type ServiceParams,
 } from '../schemas/services.js';
-import { readBarrierFor, requestIdOf, type KvBackend } from './kv.js';
+import { readBarrierFor, write, type KvBackend } from './kv.js';
 
 /** What the registry routes need from the lessor. */
 export interface ServiceLeases {
@@ -45,12 +43,6 @@ export interface ServiceLeases {
 
 export interface ServicesBackend extends KvBackend {
   readonly leases: ServiceLeases;
-}
-
-async function propose<T>(backend: KvBackend, requestId: string, cmd: Command): Promise<T> {
-  const result = await backend.proposer.propose(encodeCommand({ requestId, cmd }));
-  if (isApplyFailure(result)) throw failureToError(result);
-  return result as T;
 }
 
 function withRevision(reply: FastifyReply, revision: number): FastifyReply {
@@ -109,7 +101,7 @@ export const serviceRoutes: FastifyPluginAsync<{ backend: ServicesBackend }> = a
     { schema: { params: instanceParamsSchema, body: registerBodySchema } },
     async (request, reply) => {
       const cmd = registerCommand(registerBodyOf(request.params, request.body, () => backend.leases.newLeaseId()));
-      const result = await propose<{ service: string; id: string; lease: number; revision: number }>(backend, requestIdOf(request), cmd);
+      const result = await write<{ service: string; id: string; lease: number; revision: number }>(backend, request, cmd);
       return withRevision(reply, result.revision).send({ service: result.service, id: result.id, lease: result.lease, revision: result.revision });
     },
   );
@@ -119,7 +111,7 @@ export const serviceRoutes: FastifyPluginAsync<{ backend: ServicesBackend }> = a
     { schema: { params: instanceParamsSchema } },
     async (request, reply) => {
       const { service, id } = request.params;
-      const result = await propose<{ revision: number }>(backend, requestIdOf(request), deregisterCommand({ service, id }));
+      const result = await write<{ revision: number }>(backend, request, deregisterCommand({ service, id }));
       return withRevision(reply, result.revision).send({ service, id, revision: result.revision });
     },
   );

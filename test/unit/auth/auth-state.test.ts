@@ -7,7 +7,7 @@
 import t from 'tap';
 import type { AuthOp, TokenRecord } from '../../../src/auth/index.js';
 import { authExtension, authKeys, AuthState, generateToken, hashToken, tokenIdOf } from '../../../src/auth/index.js';
-import { isApplyFailure } from '../../../src/store/index.js';
+import { encodeCommand, isApplyFailure, type ApplyResult, type Command, type CommandGuard } from '../../../src/store/index.js';
 import { SerialLog } from '../lease/helpers.js';
 import { openStore, type TapLike } from '../store/helpers.js';
 
@@ -32,7 +32,7 @@ async function setup(t: TapLike) {
     const hash = hashToken(text);
     return { token: text, record: { id: tokenIdOf(hash), user, hash, createdAtMs: wall, expiresAtMs: ttlMs === undefined ? null : wall + ttlMs } };
   };
-  return { store, state, ok, failure, token, advance: (ms: number) => (wall += ms) };
+  return { store, state, log, ok, failure, token, advance: (ms: number) => (wall += ms) };
 }
 
 const code = async (promise: Promise<unknown>): Promise<string> => {
@@ -119,4 +119,45 @@ void t.test('bad auth commands never apply', async (t) => {
   ]) {
     t.equal(await failure(op as AuthOp), 'INVALID_ARGUMENT', JSON.stringify(op));
   }
+});
+
+void t.test('a write authorized before an auth change is refused when it applies (503, not applied, not deduped)', async (t) => {
+  const { store, state, log, ok, token } = await setup(t);
+  const root = token('root');
+  await ok({ op: 'enable', token: root.record });
+  await ok({ op: 'userAdd', name: 'app' });
+  await ok({ op: 'roleAdd', name: 'rw' });
+  await ok({ op: 'roleGrant', name: 'rw', permission: { kind: 'key', access: 'readwrite', prefix: 'app/' } });
+  await ok({ op: 'userGrant', name: 'app', role: 'rw' });
+  const app = token('app');
+  await ok({ op: 'tokenCreate', token: app.record });
+  const put = (key: string): Command => ({ kind: 'put', key, value: 'v', lease: 0, prevKv: false });
+  const guarded = async (cmd: Command, guard: CommandGuard, requestId: string): Promise<ApplyResult> =>
+    (await log.propose(encodeCommand({ requestId, cmd, guard }))) as ApplyResult;
+
+  const checked = await state.authenticate(app.token);
+  t.ok(checked.asOfRevision >= 1 && checked.asOfRevision <= store.revision(), 'the principal names the revision its state was read at');
+  t.same(AuthState.guardOf(checked), { key: authKeys.changed, revision: checked.asOfRevision });
+  const first = await guarded(put('app/a'), AuthState.guardOf(checked), 'r1');
+  t.notOk(isApplyFailure(first), 'no auth change since the check: applied');
+  await ok({ op: 'userAdd', name: 'other' }); // any auth change at all moves the guard key
+  const cached = await state.authenticate(app.token);
+  t.ok(cached.asOfRevision > checked.asOfRevision, 'the apply dropped the cache: the principal was read again');
+
+  // The token is revoked after a node checked a write with it, and before that write applies.
+  await ok({ op: 'tokenRevoke', id: app.record.id });
+  const before = store.revision();
+  const stale = await guarded(put('app/b'), AuthState.guardOf(cached), 'r2');
+  t.equal(isApplyFailure(stale) ? stale.error.code : 'applied', 'UNAVAILABLE', 'refused: auth changed after the check');
+  t.equal(store.revision(), before, 'nothing applied');
+  t.equal((await store.get('app/b')).kv, null);
+  t.equal(await code(state.authenticate(app.token)), 'UNAUTHENTICATED', 'checked again, the token is refused');
+
+  // The refusal is not recorded under its request id: the same id, checked again by an admin, applies.
+  const admin = await state.authenticate(root.token);
+  const retried = await guarded(put('app/b'), AuthState.guardOf(admin), 'r2');
+  t.notOk(isApplyFailure(retried), 'a retry with the same request id and a fresh check applies');
+  t.equal((await store.get('app/b')).kv?.value, 'v');
+  const again = await guarded(put('app/a'), AuthState.guardOf(checked), 'r1');
+  t.same(again, first, 'an applied request id still answers its first result (dedupe before the guard)');
 });

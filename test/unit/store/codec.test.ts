@@ -60,6 +60,17 @@ void t.test('the envelope carries the version tag; other versions are refused', 
   t.throws(() => decodeCommand(packr.pack({ requestId: '', cmd: commands[0] })), { code: 'INVALID_ARGUMENT' });
 });
 
+void t.test('a guard round-trips; a command without one encodes as before; a bad guard is refused', async (t) => {
+  const packr = new Packr({ useRecords: false });
+  const cmd = commands[0]!;
+  const guard = { key: '_keel/auth/changed', revision: 42 };
+  t.same(decodeCommand(encodeCommand({ requestId: 'r', cmd, guard })), { requestId: 'r', cmd, guard });
+  t.same(packr.unpack(encodeCommand({ requestId: 'r', cmd })), { v: commandVersion, requestId: 'r', cmd }, 'no guard field when there is none');
+  const bad: unknown[] = [null, 'x', { key: 'k' }, { key: 'k', revision: -1 }, { key: '', revision: 1 }, { key: 'k', revision: 1.5 }, { key: 'k', revision: 1, extra: 1 }];
+  bad.forEach((g, i) => t.throws(() => encodeCommand({ requestId: '', cmd, guard: g as { key: string; revision: number } }), { code: 'INVALID_ARGUMENT' }, `bad guard[${i}]`));
+  t.throws(() => decodeCommand(packr.pack({ v: commandVersion, requestId: '', cmd, guard: { key: 'k' } })), { code: 'INVALID_ARGUMENT' });
+});
+
 void t.test('invalid commands are refused before they are encoded', async (t) => {
   const bad: unknown[] = [
     { kind: 'put', key: '', value: 'v', lease: 0, prevKv: false },
