@@ -27,7 +27,7 @@
 // newLeaseId, applyGrant, applyRevoke, onRevokeApply, onRevoked, and the extensions/hooks wiring.
 import { randomBytes } from 'node:crypto';
 import type { ApplyContext, CommandExtension, CommandGuard, StoreHooks } from '../store/index.js';
-import { decodeCommand, encodeCommand, failureToError, isApplyFailure } from '../store/index.js';
+import { decodeCommand } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import { KeelError, isKeelError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -46,7 +46,7 @@ import {
 } from './lease-apply.js';
 import { leaseLimits } from './limits.js';
 import { extensionNames, leaseKeys } from './prefixes.js';
-import type { LeaseRuntime } from './runtime.js';
+import { proposeExtension, type LeaseRuntime } from './runtime.js';
 
 export type { LeaseStatus } from './lease-table.js';
 export type { RevokeApplyHandler, RevokeReason } from './lease-apply.js';
@@ -327,12 +327,7 @@ export class Lessor {
   }
 
   private async proposeExt<T>(name: string, body: unknown, requestId: string, guard?: CommandGuard): Promise<T> {
-    // Checked here too, so bad input is refused before it reaches the log (apply checks it again).
-    this.extensions.find((extension) => extension.name === name)?.validate(body);
-    const command = encodeCommand({ requestId, cmd: { kind: 'ext', name, body }, ...(guard !== undefined && { guard }) });
-    const result = await this.requireRuntime().propose(command);
-    if (isApplyFailure(result)) throw failureToError(result);
-    return result as T;
+    return proposeExtension<T>(this.requireRuntime(), this.extensions, { name, body, requestId, guard });
   }
 
   private emitRevoked(ids: readonly number[], reason: RevokeReason): void {

@@ -12,7 +12,6 @@
 // An acquire that grants its own lease (ttl) keeps that lease alive from this node while it waits: the client
 // learns the lease id only with the answer, and from then on keeps it alive itself (POST /v1/leases/<id>/keepalive).
 import type { CommandExtension, CommandGuard, StoreHooks } from '../store/index.js';
-import { encodeCommand, failureToError, isApplyFailure } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
 import { KeelError, isKeelError } from '../util/errors.js';
 import type { Logger } from '../util/logger.js';
@@ -30,7 +29,7 @@ import {
   type LockEvents,
 } from './lock-apply.js';
 import { extensionNames, lockKeys, reservedPrefix, type LockKind } from './prefixes.js';
-import type { LeaseRuntime } from './runtime.js';
+import { proposeExtension, type LeaseRuntime } from './runtime.js';
 
 export type { HolderRecord } from './lock-apply.js';
 
@@ -181,12 +180,7 @@ export class LockService {
   }
 
   private async proposeExt<T>(name: string, body: unknown, requestId: string, guard?: CommandGuard): Promise<T> {
-    // Checked here too, so bad input is refused before it reaches the log (apply checks it again).
-    this.extensions.find((extension) => extension.name === name)?.validate(body);
-    const command = encodeCommand({ requestId, cmd: { kind: 'ext', name, body }, ...(guard !== undefined && { guard }) });
-    const result = await this.requireRuntime().propose(command);
-    if (isApplyFailure(result)) throw failureToError(result);
-    return result as T;
+    return proposeExtension<T>(this.requireRuntime(), this.extensions, { name, body, requestId, guard });
   }
 
   private async proposeAcquire(kind: LockKind, name: string, request: AcquireRequest): Promise<AcquireResult & { revision: number }> {

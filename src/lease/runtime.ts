@@ -1,7 +1,8 @@
 // What the lease layer needs from the node it runs in, as small interfaces (node.ts provides them): proposing a
 // command through the leader, a view of Raft's role and indexes, and the store to read applied state from.
 // The layer never imports the driver or the API: dependencies point api -> lease -> store -> raft.
-import type { KvStore } from '../store/index.js';
+import type { CommandExtension, CommandGuard, KvStore } from '../store/index.js';
+import { encodeCommand, failureToError, isApplyFailure } from '../store/index.js';
 
 export interface RaftView {
   /** This node is the leader of the current term. */
@@ -25,4 +26,21 @@ export interface LeaseRuntime {
    * TIMEOUT (may have been applied). The API's Proposer.propose fits.
    */
   propose(command: Uint8Array): Promise<unknown>;
+}
+
+/**
+ * Proposes one of the layer's extension commands and resolves with its result; a refusal recorded at apply is
+ * thrown as the KeelError it stands for. The body is validated here too, so bad input never reaches the log
+ * (apply checks it again).
+ */
+export async function proposeExtension<T>(
+  runtime: LeaseRuntime,
+  extensions: readonly CommandExtension[],
+  command: { readonly name: string; readonly body: unknown; readonly requestId: string; readonly guard?: CommandGuard | undefined },
+): Promise<T> {
+  const { name, body, requestId, guard } = command;
+  extensions.find((extension) => extension.name === name)?.validate(body);
+  const result = await runtime.propose(encodeCommand({ requestId, cmd: { kind: 'ext', name, body }, ...(guard !== undefined && { guard }) }));
+  if (isApplyFailure(result)) throw failureToError(result);
+  return result as T;
 }
