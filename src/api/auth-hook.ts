@@ -181,7 +181,7 @@ export function principalOf(request: FastifyRequest): Principal | null {
  * if any auth change was applied after the state this node checked it against. Undefined while auth is off.
  */
 export function authGuardOf(request: FastifyRequest): CommandGuard | undefined {
-  const principal = request.keelPrincipal ?? null;
+  const principal = principalOf(request);
   return principal === null ? undefined : AuthState.guardOf(principal);
 }
 
