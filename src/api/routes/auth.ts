@@ -8,11 +8,10 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthOp, AuthState, Permission, RoleRecord, TokenRecord, UserRecord } from '../../auth/index.js';
 import { authExtensionName, authKeys, generateToken, hashToken, rootName, tokenIdOf, validateAuthOp } from '../../auth/index.js';
-import { encodeCommand, failureToError, isApplyFailure } from '../../store/index.js';
 import { KeelError } from '../../util/errors.js';
-import { guardOption, principalOf } from '../auth-hook.js';
+import { principalOf } from '../auth-hook.js';
 import type { Proposer } from '../forward.js';
-import { requestIdOf } from './kv.js';
+import { write } from './kv.js';
 
 export interface AuthBackend {
   readonly state: AuthState;
@@ -48,10 +47,7 @@ const tokenBody = {
 
 async function propose(backend: AuthBackend, request: FastifyRequest, op: AuthOp): Promise<Record<string, unknown>> {
   validateAuthOp(op);
-  const command = encodeCommand({ requestId: requestIdOf(request), cmd: { kind: 'ext', name: authExtensionName, body: op }, ...guardOption(request) });
-  const result = await backend.proposer.propose(command);
-  if (isApplyFailure(result)) throw failureToError(result);
-  return result as Record<string, unknown>;
+  return write<Record<string, unknown>>(backend, request, { kind: 'ext', name: authExtensionName, body: op });
 }
 
 /**

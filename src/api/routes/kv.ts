@@ -74,7 +74,7 @@ function checkUserWrites(cmd: Command): void {
  * Proposes a command and returns its result, turning a recorded refusal into the KeelError it stands for. With
  * auth on, the command carries the auth guard: it is refused (503) if auth changed after this node checked it.
  */
-export async function write<T>(backend: KvBackend, request: FastifyRequest, cmd: Command): Promise<T> {
+export async function write<T>(backend: Pick<KvBackend, 'proposer'>, request: FastifyRequest, cmd: Command): Promise<T> {
   checkUserWrites(cmd);
   const command = encodeCommand({ requestId: requestIdOf(request), cmd, ...guardOption(request) });
   const result = await backend.proposer.propose(command);
