@@ -473,10 +473,12 @@ export class RaftNode {
     if (wasLeader) this.logger.info({ term }, 'stepped down');
   }
 
-  startCampaign(transfer: boolean): void {
-    if (this.role === 'leader' || !this.isPromotable() || this.hasUnappliedConfChange()) return;
+  /** Starts an election (pre-vote first unless `transfer`); false when this node may not campaign now. */
+  startCampaign(transfer: boolean): boolean {
+    if (this.role === 'leader' || !this.isPromotable() || this.hasUnappliedConfChange()) return false;
     if (this.config.preVote && !transfer) this.becomePreCandidate();
     else this.becomeCandidate(transfer);
+    return true;
   }
 
   private hasUnappliedConfChange(): boolean {

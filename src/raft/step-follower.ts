@@ -49,11 +49,9 @@ export function stepFollower(r: RaftNode, m: PeerMessage): void {
       handleSnapshotChunk(r, m);
       return;
     case 'timeoutNow':
-      // The leader hands over leadership: campaign at once, skipping pre-vote and the voters' leader lease.
-      if (r.isPromotable()) {
-        r.logger.info({ from: m.from }, 'leadership transfer: campaigning now');
-        r.startCampaign(true);
-      }
+      // The leader hands over leadership: campaign at once, skipping pre-vote and the voters' leader lease. Not
+      // while a committed configuration change is unapplied: the leader repeats TimeoutNow on heartbeat acks.
+      if (r.startCampaign(true)) r.logger.info({ from: m.from, term: r.term }, 'leadership transfer: campaigning now');
       return;
     case 'readIndexResp':
       if (m.ok) r.readStates.push({ index: m.index, context: m.context });

@@ -25,6 +25,10 @@ export function stepLeader(r: RaftNode, m: PeerMessage): void {
       pr.probeSent = false;
       if (pr.state === 'replicate' && pr.inflights.isFull()) pr.inflights.freeFirst();
       if (pr.matchIndex < r.log.lastIndex()) r.sendAppend(m.from, true);
+      // A TimeoutNow is sent once; the transferee may have lost it, or ignored it because it had not yet applied a
+      // committed configuration change (it may not campaign then). Each heartbeat ack repeats it until the
+      // transferee campaigns or the transfer is abandoned after an election timeout.
+      else if (m.from === r.leadTransferee) r.sendTimeoutNow(m.from);
       if (m.context !== '') {
         const acks = r.readOnly.recordAck(m.context, m.from, (id) => r.conf.voters.includes(id));
         if (acks >= majority(r.conf.voters.length)) r.releaseReads(m.context);

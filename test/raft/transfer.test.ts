@@ -6,7 +6,7 @@
 // the messages the leader sent, and proposal results.
 import t from 'tap';
 import type { AppendResponse, VoteRequest } from '../../src/raft/index.js';
-import { Cluster, bytes, keelErrorOf } from './helpers.js';
+import { Cluster, bytes, keelErrorOf, ofType } from './helpers.js';
 
 const electionTicks = 10;
 
@@ -61,6 +61,24 @@ void t.test('§3.10 transfer to a lagging follower catches it up first', async (
   t.ok(ackBefore.includes(5), 'n3 acknowledged the last index');
   t.same(c.leaders(), ['n3']);
   t.same(c.commands('n3'), ['a', 'b', 'c'], 'the new leader has every committed entry');
+});
+
+void t.test('§3.10 a TimeoutNow that was lost or ignored is sent again on the next heartbeat ack', async (t) => {
+  const c = new Cluster(3);
+  c.elect('n1');
+  c.propose('n1', 'a');
+  c.tickAndStabilize(2);
+  c.raft('n1').transferLeader('n2');
+  c.processReady('n1');
+  // The transferee never sees the first TimeoutNow (lost, or ignored with a configuration change not yet applied).
+  t.same(c.drop(ofType('timeoutNow')).map((m) => m.to), ['n2']);
+  c.stabilize();
+  t.same(c.leaders(), ['n1'], 'nothing happened yet');
+  t.equal(c.raft('n1').leadTransferee, 'n2');
+  c.tick('n1'); // one heartbeat interval (heartbeatTicks 1)
+  c.stabilize();
+  t.same(c.leaders(), ['n2'], 'the heartbeat ack brought a second TimeoutNow, well inside the election timeout');
+  t.equal(c.raft('n2').term, 3);
 });
 
 void t.test('§3.10 proposals are refused during transfer', async (t) => {
