@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { BenchCluster, BenchNode } from './lib/cluster.js';
 import { ensureEtcd, startEtcdCluster } from './lib/etcd-cluster.js';
 import { CpuMeter, leaderFsyncs, waitForQuiet, type FsyncStats } from './lib/diagnostics.js';
-import { closeHttp, sleep } from './lib/http.js';
+import { closeHttp } from './lib/http.js';
 import { startKeelCluster } from './lib/keel-cluster.js';
 import type { Measurement } from './lib/load.js';
 import { machineInfo, repoRoot } from './lib/machine.js';
@@ -133,6 +133,31 @@ async function runOn(spec: RowSpec, cluster: BenchCluster): Promise<Measurement>
   }
 }
 
+/** Before every measurement: how long the machine took to go quiet (see settle()). */
+interface Settle {
+  readonly row: string;
+  readonly system: 'keel' | 'etcd' | 'both';
+  readonly quiet: boolean;
+  readonly waitedSeconds: number;
+  readonly cores: number;
+}
+
+const settleMaxMs = 20_000;
+/** Both idle clusters and the idle benchmark use about 0.05 cores; a LevelDB compaction or a GC uses one. */
+const settleCores = 0.2;
+
+/**
+ * Waits for the machine to go quiet before a measurement (at least one sample). A load can leave work behind it
+ * (LevelDB compactions, garbage collections), and with the alternating order one system's row often starts right
+ * after its own previous row while the other system's starts after a pause. Each wait is recorded in the JSON
+ * (diagnostics.settles): in the runs so far the machine was quiet again within the first 1 s sample.
+ */
+async function settle(row: string, system: Settle['system'], sampleMs = 1_000): Promise<Settle> {
+  const result = await waitForQuiet({ maxMs: settleMaxMs, thresholdCores: settleCores, sampleMs });
+  const round = (v: number): number => Math.round(v * 100) / 100;
+  return { row, system, quiet: result.quiet, waitedSeconds: round(result.waitedMs / 1000), cores: round(result.cores) };
+}
+
 /**
  * Sequential puts (put c1) on each cluster before the first row, the same for both. A fresh Keel node runs its write path through
  * V8's interpreter and baseline compilers for its first seconds: put c1 measured 1.47 ms p50 in its first 5 s and
@@ -202,6 +227,7 @@ async function compare(supervisor: Supervisor, options: Options): Promise<void> 
   for (const node of [...keel.nodes, ...(etcd?.nodes ?? [])]) meter.track(node.child.pid);
   await warmUpClusters([keel, ...(etcd === null ? [] : [etcd])], options.clusterWarmupSeconds);
   const rows: Row[] = [];
+  const settles: Settle[] = [];
   const specs = rowSpecs(options);
   for (const [i, spec] of specs.entries()) {
     // Alternate which system goes first, so a drift of the machine over the run does not favour one of them.
@@ -211,15 +237,22 @@ async function compare(supervisor: Supervisor, options: Options): Promise<void> 
       const cluster = system === 'keel' ? keel : etcd;
       if (cluster === null) continue;
       if (system === 'etcd' && spec.keelOnly === true) continue;
+      settles.push(await settle(spec.id, system));
       measured[system] = await runOn(spec, cluster);
-      await sleep(500);
     }
     rows.push({ id: spec.id, label: spec.label, keel: measured.keel, etcd: measured.etcd });
   }
+  // Both leaders' resident memory once the run is over and the machine has gone quiet (a 3 s sample): whichever
+  // system ran the last row is otherwise read while its collector has not yet caught up with that row's garbage.
+  settles.push(await settle('leader-rss', 'both', 3_000));
   rows.push({ id: 'leader-rss', label: 'leader RSS after the run (MiB)', unit: 'MiB', keel: await rssOf(keel), etcd: etcd === null ? null : await rssOf(etcd) });
   const cpu = meter.read();
   const fsyncs = { keel: await fsyncsOf(keel), etcd: etcd === null ? [] : await fsyncsOf(etcd) };
   await Promise.all([keel.stop(), etcd?.stop()]);
+  const unsettled = settles.filter((s) => !s.quiet);
+  if (unsettled.length > 0) {
+    warnNote(notes, `${unsettled.map((s) => `${s.row}/${s.system}`).join(', ')} started on a machine still busy after ${settleMaxMs / 1000} s (see diagnostics.settles)`);
+  }
   if (cpu.foreignBusyCores > 0.25) {
     warnNote(notes, `other processes kept ${cpu.foreignBusyCores} cores busy on average during the run (of ${machine.nproc}): expect noise`);
   }
@@ -247,7 +280,7 @@ async function compare(supervisor: Supervisor, options: Options): Promise<void> 
     },
     rows: rows.map((row) => ({ ...row, ratios: ratios(row) })),
     targets,
-    diagnostics: { cpu, leaderFsyncs: fsyncs },
+    diagnostics: { cpu, leaderFsyncs: fsyncs, settles },
     notes: allNotes,
     table,
   };
@@ -359,7 +392,7 @@ async function main(): Promise<void> {
   const supervisor = new Supervisor();
   supervisor.keepDirs = options.keep;
   try {
-    if (options.waitQuietMinutes > 0) await waitForQuiet(options.waitQuietMinutes, 0.3, log);
+    if (options.waitQuietMinutes > 0) await waitForQuiet({ maxMs: options.waitQuietMinutes * 60_000, thresholdCores: 0.3, log });
     if (options.profile) await profile(supervisor, options);
     else await compare(supervisor, options);
   } catch (err) {

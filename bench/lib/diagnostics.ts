@@ -98,27 +98,48 @@ export async function leaderFsyncs(cluster: BenchCluster): Promise<FsyncStats[]>
   return names.map((name) => histogram(answer.text, name)).filter((s): s is FsyncStats => s !== null);
 }
 
+export interface QuietWait {
+  /** Give up (and go on) after this long. */
+  readonly maxMs: number;
+  /** Quiet: fewer cores than this busy over one sample. */
+  readonly thresholdCores: number;
+  /** The length of one sample (default 5 s). */
+  readonly sampleMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+export interface QuietResult {
+  readonly quiet: boolean;
+  /** Busy cores over the last sample. */
+  readonly cores: number;
+  readonly waitedMs: number;
+}
+
 /**
- * Waits until the machine is quiet (other processes use less than `thresholdCores` over a 5 s sample) or
- * `maxMinutes` passed; returns the last sample. Call before anything of the benchmark runs.
+ * Waits until the machine is quiet (all processes together: fewer than `thresholdCores` busy over one sample), or
+ * gives up after `maxMs`. Before a run, with the default 5 s samples: other processes gone quiet. Between
+ * measurements, with short samples: the cluster just measured has finished what its load left behind (LevelDB compactions, GC), so
+ * the next measurement, of either system, starts on a settled machine whatever ran before it.
  */
-export async function waitForQuiet(maxMinutes: number, thresholdCores: number, log: (line: string) => void): Promise<number> {
-  const deadline = performance.now() + maxMinutes * 60_000;
+export async function waitForQuiet(wait: QuietWait): Promise<QuietResult> {
+  const startedMs = performance.now();
+  const sampleMs = wait.sampleMs ?? 5_000;
   let lastLogMs = 0;
   for (;;) {
     const before = machineBusySeconds();
-    await new Promise((resolve) => setTimeout(resolve, 5_000));
-    const cores = (machineBusySeconds() - before) / 5;
-    if (cores < thresholdCores) {
-      log(`machine quiet: ${cores.toFixed(2)} cores busy`);
-      return cores;
+    await new Promise((resolve) => setTimeout(resolve, sampleMs));
+    const cores = (machineBusySeconds() - before) / (sampleMs / 1000);
+    const waitedMs = performance.now() - startedMs;
+    if (cores < wait.thresholdCores) {
+      wait.log?.(`machine quiet: ${cores.toFixed(2)} cores busy`);
+      return { quiet: true, cores, waitedMs };
     }
-    if (performance.now() > deadline) {
-      log(`machine still busy after ${maxMinutes} min (${cores.toFixed(2)} cores busy): running anyway`);
-      return cores;
+    if (waitedMs > wait.maxMs) {
+      wait.log?.(`machine still busy after ${(wait.maxMs / 1000).toFixed(0)} s (${cores.toFixed(2)} cores busy): running anyway`);
+      return { quiet: false, cores, waitedMs };
     }
     if (performance.now() - lastLogMs > 30_000) {
-      log(`waiting for a quiet machine: ${cores.toFixed(2)} cores busy with other processes (want < ${thresholdCores})`);
+      wait.log?.(`waiting for a quiet machine: ${cores.toFixed(2)} cores busy (want < ${wait.thresholdCores})`);
       lastLogMs = performance.now();
     }
   }
