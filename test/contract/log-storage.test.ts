@@ -13,7 +13,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { CorruptLogError, LevelLogStorage, levelLogKeys } from '../../src/raft/io/level-log-storage.js';
+import { CorruptLogError, LevelLogStorage, compactBatchEntries, levelLogKeys } from '../../src/raft/io/level-log-storage.js';
 import type { LogWrite } from '../../src/raft/storage.js';
 import { LogCompactedError, LogUnavailableError, MemoryLogStorage, SnapshotUnavailableError, type LogStorage } from '../../src/raft/storage.js';
 import { emptySnapshot, entryBytes, type ConfState, type Entry, type HardState, type Index, type Snapshot, type SnapshotMetadata } from '../../src/raft/types.js';
@@ -307,6 +307,50 @@ void t.test('LevelLogStorage only', async (t) => {
     t.equal(log.lastIndex(), 10);
     await Promise.all([log.createSnapshot(5, conf, data(5)), log.compact(5), log.save(write({ entries: run(11, [2]) }), true)]);
     t.same([log.firstIndex(), log.lastIndex(), log.snapshot().metadata.index], [6, 11, 5]);
+  });
+
+  void t.test('a long compaction runs in batches, and writes queued meanwhile go between them', async (t) => {
+    const dir = await tempDir(t);
+    let log = await LevelLogStorage.open(dir);
+    t.teardown(() => log.close());
+    const count = 2 * compactBatchEntries + 100;
+    await log.save(write({ entries: run(1, new Array<number>(count).fill(1)), hardState: { term: 1, vote: null, commit: count } }), true);
+    await log.recordSnapshot(count - 50, conf);
+    const batchesBefore = log.stats().batches;
+    const order: string[] = [];
+    const compacting = log.compact(count - 50).then(() => order.push('compact'));
+    const appending = log.save(write({ entries: run(count + 1, [1]) }), true).then(() => order.push('append'));
+    await Promise.all([compacting, appending]);
+    t.same(order, ['append', 'compact'], 'the append queued after the compaction started did not wait for all of it');
+    t.equal(log.stats().batches - batchesBefore, 4, 'three compaction batches and the append');
+    t.same([log.firstIndex(), log.lastIndex(), log.term(count - 50)], [count - 49, count + 1, 1]);
+    const before = view(log);
+    await log.close();
+    log = await LevelLogStorage.open(dir);
+    t.same(view(log), before, 'reopened: the same log');
+    const raw = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view' });
+    await log.close();
+    await raw.open();
+    let entries = 0;
+    for await (const key of raw.keys()) if (key.length > 1) entries++;
+    await raw.close();
+    t.equal(entries, 51, 'every compacted entry is gone from LevelDB');
+  });
+
+  void t.test('closing the log stops a compaction between two batches', async (t) => {
+    const dir = await tempDir(t);
+    let log = await LevelLogStorage.open(dir);
+    const count = 3 * compactBatchEntries;
+    await log.save(write({ entries: run(1, new Array<number>(count).fill(1)) }), true);
+    await log.recordSnapshot(count, conf);
+    const compacting = log.compact(count);
+    await log.close();
+    await compacting;
+    log = await LevelLogStorage.open(dir);
+    t.teardown(() => log.close());
+    t.equal(log.firstIndex(), compactBatchEntries + 1, 'the first batch landed, the rest did not start');
+    t.equal(log.lastIndex(), count, 'the entries not compacted are all there');
+    t.equal(log.snapshotMetadata().index, count);
   });
 
   void t.test('counters for metrics', async (t) => {
