@@ -118,8 +118,8 @@ export interface QuietResult {
 /**
  * Waits until the machine is quiet (all processes together: fewer than `thresholdCores` busy over one sample), or
  * gives up after `maxMs`. Before a run, with the default 5 s samples: other processes gone quiet. Between
- * measurements, with short samples: the cluster just measured has finished what its load left behind (LevelDB compactions, GC), so
- * the next measurement, of either system, starts on a settled machine whatever ran before it.
+ * measurements, with short samples: the cluster just measured has finished what its load left behind (LevelDB
+ * compactions, GC), so the next measurement, of either system, starts on a settled machine.
  */
 export async function waitForQuiet(wait: QuietWait): Promise<QuietResult> {
   const startedMs = performance.now();
