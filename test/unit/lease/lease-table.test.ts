@@ -6,13 +6,7 @@
 // order, the bound and a mass keepalive.
 import t from 'tap';
 import { LeaseTable } from '../../../src/lease/lease-table.js';
-
-class TestClock {
-  now = 0;
-  nowMs(): number {
-    return this.now;
-  }
-}
+import { ManualClock } from './layer-helpers.js';
 
 /** The table's contract as a scan (what LeaseTable did before it kept a heap). */
 function scanExpired(deadlines: Map<number, number>, now: number, max: number): number[] {
@@ -39,7 +33,7 @@ void t.test('expired() matches a scan of every lease through random grants, keep
   let dueAnswers = 0;
   for (const seed of [1, 2, 3, 4, 5]) {
     const random = seeded(seed);
-    const clock = new TestClock();
+    const clock = new ManualClock(0);
     const table = new LeaseTable(clock);
     const reference = new Map<number, number>();
     for (let step = 0; step < 4_000; step++) {
@@ -73,7 +67,7 @@ void t.test('expired() matches a scan of every lease through random grants, keep
 });
 
 void t.test('earliest deadline first, at most max, and a due lease stays due until a keepalive or a revoke', async (t) => {
-  const clock = new TestClock();
+  const clock = new ManualClock(0);
   const table = new LeaseTable(clock);
   table.refresh(1, 3);
   table.refresh(2, 1);
@@ -98,7 +92,7 @@ void t.test('earliest deadline first, at most max, and a due lease stays due unt
 });
 
 void t.test('the heap stays O(leases) under frequent keepalives on long ttls', async (t) => {
-  const clock = new TestClock();
+  const clock = new ManualClock(0);
   const table = new LeaseTable(clock);
   const leases = 1_000;
   for (let round = 0; round < 50; round++) {
