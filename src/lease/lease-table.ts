@@ -38,8 +38,8 @@ export class LeaseTable {
   private readonly leases = new Map<number, Deadline>();
   /** Min-heap by deadlineMs of every current deadline, and of stale ones not yet dropped. */
   private heap: Due[] = [];
-  /** Leases found past their deadline (taken off the heap), until a keepalive or a revoke: id → deadlineMs. */
-  private readonly pastDue = new Map<number, number>();
+  /** Leases found past their deadline (taken off the heap), until a keepalive or a revoke; always in `leases`. */
+  private readonly pastDue = new Set<number>();
 
   constructor(private readonly clock: Clock) {}
 
@@ -96,12 +96,10 @@ export class LeaseTable {
     const now = this.clock.nowMs();
     for (let top = this.heap[0]; top !== undefined && top.deadlineMs <= now; top = this.heap[0]) {
       this.pop();
-      if (this.leases.get(top.id)?.deadlineMs === top.deadlineMs) this.pastDue.set(top.id, top.deadlineMs);
+      if (this.leases.get(top.id)?.deadlineMs === top.deadlineMs) this.pastDue.add(top.id);
     }
-    return [...this.pastDue]
-      .sort((a, b) => a[1] - b[1])
-      .slice(0, max)
-      .map(([id]) => id);
+    const deadlineOf = (id: number): number => this.leases.get(id)!.deadlineMs;
+    return [...this.pastDue].sort((a, b) => deadlineOf(a) - deadlineOf(b)).slice(0, max);
   }
 
   /** Items in the deadline heap, stale ones included (for tests: it stays O(leases)). */
