@@ -31,7 +31,7 @@ interface Due {
   readonly deadlineMs: number;
 }
 
-/** Heap items beyond this many per lease (plus a constant) make the next expired() call rebuild the heap. */
+/** Heap items beyond this many per lease (plus a constant) make refresh() rebuild the heap. */
 const heapItemsPerLeaseMax = 2;
 
 export class LeaseTable {
@@ -59,6 +59,8 @@ export class LeaseTable {
     this.leases.set(id, deadline);
     this.pastDue.delete(id);
     this.push({ id, deadlineMs: deadline.deadlineMs });
+    // Here, not in expired(): only the leader calls that, and a follower's keepalives would grow the heap forever.
+    if (this.heap.length > heapItemsPerLeaseMax * this.leases.size + 1024) this.rebuildHeap();
   }
 
   remove(id: number): void {
@@ -92,7 +94,6 @@ export class LeaseTable {
    * answer until a keepalive moves its deadline or its revoke is applied (the caller may propose it again).
    */
   expired(max: number): number[] {
-    if (this.heap.length > heapItemsPerLeaseMax * this.leases.size + 1024) this.rebuildHeap();
     const now = this.clock.nowMs();
     for (let top = this.heap[0]; top !== undefined && top.deadlineMs <= now; top = this.heap[0]) {
       this.pop();
