@@ -271,23 +271,24 @@ export class LevelLogStorage implements DurableLogStorage {
    * two batches (a call after close() is a bug, as for every write).
    */
   async compact(index: Index): Promise<void> {
-    for (let batch = 0; ; batch++) {
-      if (batch > 0 && this.isClosed) return;
-      const done = await this.serialize(async () => {
-        const offset = this.mirror.firstIndex() - 1;
-        if (index <= offset) return true;
-        const snapshotIndex = this.mirror.snapshotMetadata().index;
-        assert(index <= snapshotIndex, `compact(${index}) beyond the snapshot at ${snapshotIndex}`);
-        assert(index <= this.mirror.lastIndex(), `compact(${index}) beyond last ${this.mirror.lastIndex()}`);
-        const to = Math.min(index, offset + compactBatchEntries);
-        const ops: BatchOp[] = [{ type: 'put', key: compactionKey, value: encodeEntry(compactionPoint(to, this.mirror.term(to))) }];
-        for (let i = offset + 1; i <= to; i++) ops.push({ type: 'del', key: entryKey(i) });
-        await this.commit(ops, false);
-        this.mirror.compact(to);
-        return to === index;
-      });
-      if (done) return;
+    while (!(await this.serialize(() => this.compactBatch(index)))) {
+      if (this.isClosed) return;
     }
+  }
+
+  /** One batch of compact(): up to `compactBatchEntries` more entries toward `index`; true once it is reached. */
+  private async compactBatch(index: Index): Promise<boolean> {
+    const offset = this.mirror.firstIndex() - 1;
+    if (index <= offset) return true;
+    const snapshotIndex = this.mirror.snapshotMetadata().index;
+    assert(index <= snapshotIndex, `compact(${index}) beyond the snapshot at ${snapshotIndex}`);
+    assert(index <= this.mirror.lastIndex(), `compact(${index}) beyond last ${this.mirror.lastIndex()}`);
+    const to = Math.min(index, offset + compactBatchEntries);
+    const ops: BatchOp[] = [{ type: 'put', key: compactionKey, value: encodeEntry(compactionPoint(to, this.mirror.term(to))) }];
+    for (let i = offset + 1; i <= to; i++) ops.push({ type: 'del', key: entryKey(i) });
+    await this.commit(ops, false);
+    this.mirror.compact(to);
+    return to === index;
   }
 
   /** Waits for writes in flight, then releases the LevelDB handle. Idempotent. */
