@@ -5,11 +5,16 @@
 // `--rate N` drives a fixed N req/s instead of a closed loop, so two builds compared under a busy machine batch
 // alike (CPU per op depends on the batch size, and so on the throughput, in a closed loop).
 // Usage: node dist/bench/cpu-per-op.js [--seconds 8] [--warmup 2] [--rounds 1] [--rate N] [--root DIR]
-//        [--profile DIR] [--put-only | --read-only] [--connections N (default 64)] [--keep]
+//        [--profile DIR] [--put-only | --read-only | --lease-only] [--connections N (default 64)] [--keep]
+//        [--etcd]
+// `--lease-only` measures lease grants (ttl one hour, as the bench's lease step) instead of puts and reads.
+// `--etcd` runs the same steps against the bench's three-node etcd cluster (through its JSON gateway), so the two
+// systems' CPU per operation can be set side by side; etcd's "main" figure is one OS thread of Go's many.
 import { readFileSync } from 'node:fs';
 import type { BenchCluster } from './lib/cluster.js';
 import { monotonicUs } from './lib/cpu-profile.js';
 import { closeHttp, sendOk, sleep, type HttpRequest } from './lib/http.js';
+import { ensureEtcd, startEtcdCluster } from './lib/etcd-cluster.js';
 import { startKeelCluster } from './lib/keel-cluster.js';
 import type { Measurement } from './lib/load.js';
 import { Supervisor } from './lib/supervisor.js';
@@ -81,7 +86,9 @@ async function measure(cluster: BenchCluster, label: string, run: () => Promise<
 const supervisor = new Supervisor();
 supervisor.keepDirs = argv.includes('--keep');
 try {
-  const cluster = await startKeelCluster(supervisor, { ...(root !== undefined && { root }), ...(profileDir !== undefined && { cpuProfDir: profileDir }) });
+  const etcd = argv.includes('--etcd') ? ensureEtcd((line) => process.stdout.write(`${line}\n`)) : null;
+  if (etcd?.ok === false) throw new Error(`etcd is not available: ${etcd.reason}`);
+  const cluster = etcd?.ok === true ? await startEtcdCluster(supervisor, etcd.binary, etcd.version) : await startKeelCluster(supervisor, { ...(root !== undefined && { root }), ...(profileDir !== undefined && { cpuProfDir: profileDir }) });
   const leader = await cluster.leader(30_000);
   await sleep(1000);
   const rate = option('rate') === undefined ? {} : { overallRate: Number(option('rate')) };
@@ -93,9 +100,14 @@ try {
   const value = 'v'.repeat(valueBytes);
   await sendOk(leader.clientUrl, cluster.api.put('bench/read', 'r'.repeat(valueBytes)));
   const rounds = Number(option('rounds') ?? 1);
+  const only = ['--put-only', '--read-only', '--lease-only'].find((flag) => argv.includes(flag));
   for (let r = 0; r < rounds; r++) {
-    if (!argv.includes('--read-only')) await measure(cluster, `put c${connections}`, () => load((n) => cluster.api.put(`bench/put/${n % keySpace}`, value)));
-    if (!argv.includes('--put-only')) await measure(cluster, `read c${connections}`, () => load(() => cluster.api.read('bench/read', false)));
+    if (only === '--lease-only') {
+      await measure(cluster, `lease grant c${connections}`, () => load(() => cluster.api.leaseGrant(3600)));
+      continue;
+    }
+    if (only !== '--read-only') await measure(cluster, `put c${connections}`, () => load((n) => cluster.api.put(`bench/put/${n % keySpace}`, value)));
+    if (only !== '--put-only') await measure(cluster, `read c${connections}`, () => load(() => cluster.api.read('bench/read', false)));
   }
   await cluster.stop();
 } finally {
