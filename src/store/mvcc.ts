@@ -47,10 +47,21 @@ export interface ChangeGroup {
   readonly events: StoreEvent[];
 }
 
+/** Bytes a snapshot view keeps of the current versions it read: keys and values (one per character), plus 96 each. */
+export const currentMemoBytesMax = 1024 * 1024;
+const currentMemoEntryBytes = 96;
+
 export class ReadView {
   private readonly options: { snapshot?: DbSnapshot };
   /** Metadata read through a snapshot never changes: read once (null: a live view, nothing memoized). */
   private readonly metaMemo: Map<MetaName, number> | null;
+  /**
+   * Nor do the current versions read through it: the reads sharing a snapshot (read-snapshot.ts) look each key up
+   * and decode it once, up to currentMemoBytesMax (a key read over and over between two writes costs a Map lookup).
+   * KV is immutable, so the readers can share one object. Null for a live view.
+   */
+  private readonly currentMemo: Map<string, KV | null> | null;
+  private currentMemoBytes = 0;
 
   constructor(
     readonly db: StoreDb,
@@ -58,6 +69,7 @@ export class ReadView {
   ) {
     this.options = snapshot === null ? {} : { snapshot };
     this.metaMemo = snapshot === null ? null : new Map();
+    this.currentMemo = snapshot === null ? null : new Map();
   }
 
   // Point reads use getSync: it blocks the event loop for one LevelDB lookup (memtable or block cache in the
@@ -82,8 +94,19 @@ export class ReadView {
   }
 
   current(key: Bytes): KV | null {
+    const text = fromUtf8(key);
+    const memo = this.currentMemo?.get(text);
+    if (memo !== undefined) return memo;
     const bytes = this.get(currentKey(key));
-    return bytes === undefined ? null : decodeKvRecord(fromUtf8(key), bytes);
+    const kv = bytes === undefined ? null : decodeKvRecord(text, bytes);
+    if (this.currentMemo !== null) {
+      const size = text.length + (kv === null ? 0 : kv.value.length) + currentMemoEntryBytes;
+      if (this.currentMemoBytes + size <= currentMemoBytesMax) {
+        this.currentMemo.set(text, kv);
+        this.currentMemoBytes += size;
+      }
+    }
+    return kv;
   }
 
   /** Live keys of the range in key order (reversed when asked), at most `limit` (0 = all). */
