@@ -94,19 +94,24 @@ export class ReadView {
   }
 
   current(key: Bytes): KV | null {
+    const memo = this.currentMemo;
+    if (memo === null) return this.readCurrent(key);
     const text = fromUtf8(key);
-    const memo = this.currentMemo?.get(text);
-    if (memo !== undefined) return memo;
-    const bytes = this.get(currentKey(key));
-    const kv = bytes === undefined ? null : decodeKvRecord(text, bytes);
-    if (this.currentMemo !== null) {
-      const size = text.length + (kv === null ? 0 : kv.value.length) + currentMemoEntryBytes;
-      if (this.currentMemoBytes + size <= currentMemoBytesMax) {
-        this.currentMemo.set(text, kv);
-        this.currentMemoBytes += size;
-      }
+    const seen = memo.get(text);
+    if (seen !== undefined) return seen;
+    const kv = this.readCurrent(key, text);
+    const size = text.length + (kv === null ? 0 : kv.value.length) + currentMemoEntryBytes;
+    if (this.currentMemoBytes + size <= currentMemoBytesMax) {
+      memo.set(text, kv);
+      this.currentMemoBytes += size;
     }
     return kv;
+  }
+
+  /** The current version of `key` in LevelDB (through the snapshot, if any); `text` is the key as a string. */
+  private readCurrent(key: Bytes, text?: string): KV | null {
+    const bytes = this.get(currentKey(key));
+    return bytes === undefined ? null : decodeKvRecord(text ?? fromUtf8(key), bytes);
   }
 
   /** Live keys of the range in key order (reversed when asked), at most `limit` (0 = all). */
